@@ -1,0 +1,45 @@
+# Two commands for a newcomer: `make demo` (the main job) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+# The tests use the machine's PostgreSQL and Redis unless told otherwise.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cogloop
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: setup demo test services worker beat serve bench tiny-model lint clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	# The CPU build of torch (on these machines it lies on disk; elsewhere it comes from PyPI).
+	$(VENV)/bin/pip install --quiet "torch==2.13.*" || $(VENV)/bin/pip install --quiet "torch==2.13.*" --index-url https://download.pytorch.org/whl/cpu
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# The closed loop on the embedded default (SQLite, filesystem broker, cogloop-tiny), from nothing.
+demo: setup
+	rm -rf var/demo
+	COGLOOP_VAR_DIR=var/demo $(PY) manage.py demo $(ARGS)
+
+services:
+	bash .ci/services
+
+test: setup services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) COGLOOP_VAR_DIR=var/test \
+		$(PY) -m pytest $(ARGS)
+
+# Long-running processes of the embedded mode (the demo starts its own worker).
+worker: setup
+	$(PY) -m celery -A cogloop worker -Q training,default --pool solo --loglevel INFO
+
+serve: setup
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+tiny-model: setup
+	$(PY) manage.py tiny_pretrain $(ARGS)
+
+clean:
+	rm -rf var/demo var/test

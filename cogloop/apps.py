@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CogloopConfig(AppConfig):
+    name = "cogloop"
+    verbose_name = "Cogloop"

@@ -1,0 +1,172 @@
+"""The main job: one closed loop on the embedded default, measured, then serve the UI and API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+DEMO_USERS = (("admin", "cogloop-admin", True), ("reviewer", "cogloop-review", False))
+
+
+class Command(BaseCommand):
+    help = "Run one closed loop (traffic -> review -> dataset -> training -> gate -> swap) and report."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-serve", action="store_true", help="exit after the report")
+        parser.add_argument("--addr", default="127.0.0.1:8000")
+        parser.add_argument("--traffic", type=int, default=400, help="simulated product requests")
+        parser.add_argument("--recipe", default="lora-all")
+        parser.add_argument("--epochs", type=float, default=None)
+        parser.add_argument("--seed", type=int, default=4242)
+
+    def say(self, msg: str) -> None:
+        self.stdout.write(f"[{time.monotonic() - self.t0:6.1f}s] {msg}")
+        self.stdout.flush()
+
+    def handle(self, *args, **opts):
+        self.t0 = time.monotonic()
+        call_command("migrate", verbosity=0, interactive=False)
+        from feedback.models import ReviewItem
+        from inference import serving, services as inference_services
+        from inference.engine import workload
+        from inference.models import ProductApp
+        from retrain import services as retrain_services
+        from retrain.models import TrainingRun
+        from retrain.trainer.evaluate import evaluate_items, summarize
+
+        from cogloop import simulation
+
+        User = get_user_model()
+        for username, password, staff in DEMO_USERS:
+            user, _ = User.objects.get_or_create(username=username)
+            user.is_staff = user.is_superuser = staff
+            user.set_password(password)
+            user.save()
+        app, _ = ProductApp.objects.get_or_create(name="demo-shop")
+        _, api_key = inference_services.api_key_create(app=app, name=f"demo {time.time():.0f}")
+
+        base = inference_services.model_version_ensure_base()
+        serving.sync_with_registry()
+        serving.start_watcher()
+        self.say(f"serving {base.name}; stores under {settings.VAR_DIR}")
+
+        items = retrain_services.eval_items()
+
+        def measure(label: str) -> dict:
+            loaded = serving.SLOT.current
+            summary = summarize(evaluate_items(loaded.model, loaded.tokenizer, items))
+            self.say(f"{label}: measured {summary['overall']['n']} held-out problems")
+            return summary
+
+        before = measure("before")
+
+        queued_before = ReviewItem.objects.count()
+        traffic = [p.prompt for p in workload.problems(opts["traffic"], seed=opts["seed"], split="train")]
+        self.say(f"sending {len(traffic)} product requests to POST /api/v1/generate ...")
+        simulation.send_traffic(api_key, traffic)
+        captured = ReviewItem.objects.count() - queued_before
+        self.say(f"{captured} outputs captured into the review queue")
+
+        annotated = simulation.review_queue("reviewer", "cogloop-review")
+        self.say(f"simulated reviewer annotated {annotated} items through the review pages")
+
+        period = retrain_services.current_period()
+        from retrain.models import DatasetVersion
+
+        dataset = DatasetVersion.objects.filter(period=period).first()
+        if dataset is None:
+            dataset = retrain_services.dataset_version_build(period=period)
+        self.say(f"dataset {dataset.period}: {dataset.counts} (sha256 {dataset.sha256[:12]})")
+
+        worker = self.start_worker()
+        try:
+            config = {"epochs": opts["epochs"]} if opts["epochs"] else {}
+            run = retrain_services.training_run_start(dataset=dataset, recipe=opts["recipe"], config=config)
+            self.say(f"training run {run.pk} ({run.recipe}) queued for the Celery worker")
+            run = self.wait_for_run(run)
+        finally:
+            self.stop_worker(worker)
+        if run.stage != TrainingRun.Stage.DONE:
+            raise CommandError(f"training run {run.pk} ended in {run.stage}: {run.error}")
+        decision = run.decision
+        self.say(f"gate: {'PROMOTE' if decision['promote'] else 'REJECT'} — {decision['reason']}")
+        if decision["promote"]:
+            deadline = time.monotonic() + 120
+            while (serving.SLOT.current.version_id != run.result_version_id) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            self.say(f"serving process swapped to {run.result_version.name}")
+        after = measure("after")
+        self.report(before, after, captured, annotated, dataset, run)
+        if opts["no_serve"]:
+            return
+        self.stdout.write(
+            f"\nServing the review UI and API on http://{opts['addr']}/ (Ctrl-C to stop)\n"
+            f"  reviewer login: reviewer / cogloop-review     admin login: admin / cogloop-admin\n"
+            f"  API key for demo-shop: {api_key}\n"
+            f"  curl -X POST http://{opts['addr']}/api/v1/generate -H 'Authorization: Bearer {api_key}' "
+            f"-H 'Content-Type: application/json' -d '{{\"prompt\": \"Start with 40. Take away 7. What is the result?\"}}'\n"
+        )
+        call_command("runserver", opts["addr"], use_reloader=False, use_threading=True)
+
+    def start_worker(self) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "celery", "-A", "cogloop", "worker", "-Q", "training,default",
+               "--pool", "solo", "--loglevel", "WARNING"]
+        log = open(Path(settings.VAR_DIR) / "demo-worker.log", "ab")
+        self.say("started a Celery worker (filesystem broker under var/broker)")
+        return subprocess.Popen(cmd, cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ}, start_new_session=True)
+
+    def stop_worker(self, worker: subprocess.Popen) -> None:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+
+    def wait_for_run(self, run):
+        from retrain.models import TrainingRun
+
+        last = None
+        while True:
+            run.refresh_from_db()
+            progress = run.progress or {}
+            line = f"run {run.pk}: {run.stage}"
+            if run.stage == TrainingRun.Stage.TRAINING and progress:
+                line += f" step {progress.get('step')}/{progress.get('max_steps')} loss {progress.get('loss')}"
+            if line != last:
+                self.say(line)
+                last = line
+            if run.stage in (TrainingRun.Stage.DONE, TrainingRun.Stage.FAILED):
+                return run
+            time.sleep(1)
+
+    def report(self, before, after, captured, annotated, dataset, run) -> None:
+        def row(name, b, a):
+            return (f"  {name:<11} n={b['n']:<4} error rate {b['error_rate']:6.1%} -> {a['error_rate']:6.1%}   "
+                    f"mean cognition score {b['mean_score']:.3f} -> {a['mean_score']:.3f}")
+
+        lines = ["", "Cogloop demo report (held-out problems, measured in this run)"]
+        for name in ("blind_spot", "rest"):
+            lines.append(row(name, before["slices"][name], after["slices"][name]))
+        lines.append(row("overall", before["overall"], after["overall"]))
+        lines += [
+            f"  review queue: {captured} captured, {annotated} annotated, "
+            f"{dataset.counts.get('reflection', 0)} reflection samples in dataset {dataset.period}",
+            f"  training run {run.pk}: recipe {run.recipe}, {len(run.loss_history)} logged steps, "
+            f"loss {run.loss_history[0]['loss'] if run.loss_history else '?'} -> "
+            f"{run.loss_history[-1]['loss'] if run.loss_history else '?'}",
+            f"  promotion: {'promoted' if run.decision['promote'] else 'rejected'} "
+            f"{run.result_version.name if run.result_version else ''} ({run.decision['reason']})",
+            f"  loop time: {time.monotonic() - self.t0:.0f}s",
+        ]
+        self.stdout.write("\n".join(lines) + "\n")

@@ -1,0 +1,31 @@
+"""Pretrain the shipped cogloop-tiny model from scratch (seeded, reproducible on one torch build)."""
+
+from dataclasses import fields
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Pretrain cogloop-tiny on the synthetic reasoning workload and save it as safetensors."
+
+    def add_arguments(self, parser):
+        from inference.engine.tiny import TinyPretrainConfig
+
+        parser.add_argument("--out", default=str(Path(settings.BASE_DIR) / "inference" / "engine" / "cogloop_tiny"))
+        for f in fields(TinyPretrainConfig):
+            parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+
+    def handle(self, *args, **opts):
+        import torch
+
+        from inference.engine.loading import write_manifest
+        from inference.engine.tiny import TinyPretrainConfig, pretrain
+
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        config = TinyPretrainConfig(**{f.name: opts[f.name] for f in fields(TinyPretrainConfig)})
+        out = Path(opts["out"])
+        summary = pretrain(out, config, log=self.stdout.write)
+        write_manifest(out)
+        self.stdout.write(f"saved {summary['parameters']:,} parameters to {out} in {summary['seconds']}s")

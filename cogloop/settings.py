@@ -1,0 +1,160 @@
+"""Settings, read from the environment only (django-environ).
+
+With nothing set this is the embedded default: SQLite under var/, a filesystem Celery
+broker under var/, the shipped cogloop-tiny model. Production sets DATABASE_URL,
+REDIS_URL, BASE_MODEL and COGLOOP_ENV=production (which refuses a default SECRET_KEY).
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+VAR_DIR = Path(env("COGLOOP_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+COGLOOP_ENV = env("COGLOOP_ENV", default="embedded")
+PRODUCTION = COGLOOP_ENV == "production"
+_DEV_SECRET = "cogloop-embedded-insecure-key-do-not-use-in-production"
+SECRET_KEY = env("SECRET_KEY") if PRODUCTION else env("SECRET_KEY", default=_DEV_SECRET)
+if PRODUCTION and SECRET_KEY == _DEV_SECRET:
+    raise RuntimeError("COGLOOP_ENV=production refuses the default SECRET_KEY")
+DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "cogloop",
+    "inference",
+    "feedback",
+    "annotation",
+    "retrain",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "cogloop.urls"
+WSGI_APPLICATION = "cogloop.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "cogloop" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+if env("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db("DATABASE_URL")}
+else:
+    # WAL and IMMEDIATE transactions let the web process and the worker share the file.
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "cogloop.sqlite3",
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+            "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/review/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "EXCEPTION_HANDLER": "cogloop.api.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# Celery: Redis in production, kombu's filesystem transport (no server) when embedded.
+REDIS_URL = env("REDIS_URL", default="")
+BROKER_DIR = VAR_DIR / "broker"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
+else:
+    for sub in ("queue", "processed"):
+        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"retrain.training_run_execute": {"queue": "training"}}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Models: every artifact lives under the store; BASE_MODEL defaults to the shipped tiny one.
+MODEL_STORE = Path(env("MODEL_STORE", default=str(VAR_DIR / "models")))
+BASE_MODEL = Path(env("BASE_MODEL", default=str(BASE_DIR / "inference" / "engine" / "cogloop_tiny")))
+# Serving processes poll the registry for the active version this often (seconds).
+MODEL_WATCH_INTERVAL = env.float("MODEL_WATCH_INTERVAL", default=2.0)
+
+COGLOOP = {
+    "SCORE_WEIGHT_CONSISTENCY": env.float("SCORE_WEIGHT_CONSISTENCY", default=0.6),
+    "SCORE_WEIGHT_ADAPTABILITY": env.float("SCORE_WEIGHT_ADAPTABILITY", default=0.4),
+    "MAX_PROMPT_CHARS": env.int("MAX_PROMPT_CHARS", default=4000),
+    "MAX_NEW_TOKENS_LIMIT": env.int("MAX_NEW_TOKENS_LIMIT", default=512),
+    "DEFAULT_MAX_NEW_TOKENS": env.int("DEFAULT_MAX_NEW_TOKENS", default=96),
+    "CAPTURE_SCORE_BELOW": env.float("CAPTURE_SCORE_BELOW", default=0.6),
+    "GATE_MIN_GAIN": env.float("GATE_MIN_GAIN", default=0.02),
+    "GATE_SLICE_TOLERANCE": env.float("GATE_SLICE_TOLERANCE", default=0.02),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
+    "loggers": {"cogloop": {"level": env("LOG_LEVEL", default="INFO"), "propagate": True}},
+}
+
+# The held-out evaluation set the promotion gate measures on (workload problems).
+COGLOOP_EVAL_SIZE = env.int("COGLOOP_EVAL_SIZE", default=300)
+COGLOOP_EVAL_SEED = env.int("COGLOOP_EVAL_SEED", default=20261)

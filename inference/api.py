@@ -1,0 +1,102 @@
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers, status
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cogloop.errors import ApplicationError
+from inference import services
+from inference.models import Output
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """``Authorization: Bearer cl_<prefix>.<secret>`` (or ``X-Api-Key``) -> the key's ProductApp."""
+
+    def authenticate(self, request):
+        header = request.headers.get("Authorization", "")
+        raw = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("X-Api-Key", "")
+        if not raw:
+            return None
+        key = services.api_key_authenticate(raw=raw)
+        if key is None:
+            raise AuthenticationFailed("invalid or revoked API key")
+        return (None, key)
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+class HasApiKey(BasePermission):
+    def has_permission(self, request, view):
+        return request.auth is not None
+
+
+class AppApi(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasApiKey]
+
+    @property
+    def app(self):
+        return self.request.auth.app
+
+
+class OutputSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="uuid")
+    model_version = serializers.CharField(source="model_version.name", default=None)
+
+    class Meta:
+        model = Output
+        fields = [
+            "id", "prompt", "raw_text", "reasoning", "steps", "answer", "cognition_score",
+            "consistency", "adaptability", "score_parts", "model_confidence", "model_version",
+            "latency_ms", "prompt_tokens", "completion_tokens", "created_at",
+        ]
+
+
+def _check_prompt_size(prompt: str) -> None:
+    limit = settings.COGLOOP["MAX_PROMPT_CHARS"]
+    if len(prompt) > limit:
+        raise ApplicationError(
+            f"prompt is {len(prompt)} characters; the limit is {limit}",
+            code="prompt_too_long",
+            status=413,
+            extra={"fields": {"prompt": [f"at most {limit} characters"]}, "limit": limit},
+        )
+
+
+class GenerateApi(AppApi):
+    class InputSerializer(serializers.Serializer):
+        prompt = serializers.CharField(trim_whitespace=True)
+        max_new_tokens = serializers.IntegerField(required=False, min_value=1)
+        temperature = serializers.FloatField(required=False, min_value=0.0, max_value=2.0, default=0.0)
+        idempotency_key = serializers.CharField(required=False, max_length=200)
+
+        def validate_max_new_tokens(self, value):
+            limit = settings.COGLOOP["MAX_NEW_TOKENS_LIMIT"]
+            if value > limit:
+                raise serializers.ValidationError(f"at most {limit}")
+            return value
+
+    def post(self, request):
+        if isinstance(request.data, dict) and isinstance(request.data.get("prompt"), str):
+            _check_prompt_size(request.data["prompt"])
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        output = services.output_generate(
+            app=self.app,
+            prompt=v["prompt"],
+            max_new_tokens=v.get("max_new_tokens", settings.COGLOOP["DEFAULT_MAX_NEW_TOKENS"]),
+            temperature=v["temperature"],
+            idempotency_key=request.headers.get("Idempotency-Key") or v.get("idempotency_key"),
+        )
+        return Response(OutputSerializer(output).data, status=status.HTTP_201_CREATED)
+
+
+class OutputDetailApi(AppApi):
+    def get(self, request, output_id):
+        output = get_object_or_404(Output.objects.select_related("model_version"), uuid=output_id, app=self.app)
+        return Response(OutputSerializer(output).data)

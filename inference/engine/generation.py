@@ -1,0 +1,92 @@
+"""Batched generation with a loaded model, and the model slot that serving swaps.
+
+Batching here is the plain kind (a list of prompts in, left-padded, one ``generate``); the
+dynamic batcher that groups concurrent requests sits on top of ``generate_batch``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from .tiny import prompt_text
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_new_tokens: int = 96
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 0.95
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+
+
+def generate_batch(model, tokenizer, prompts: list[str], params: GenerationParams) -> list[Generation]:
+    import torch
+
+    started = time.monotonic()
+    texts = [prompt_text(tokenizer, p) for p in prompts]
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    kwargs = {
+        "max_new_tokens": params.max_new_tokens,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    if params.temperature > 0:
+        kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+    else:
+        kwargs.update(do_sample=False)
+    with torch.inference_mode():
+        out = model.generate(**enc, **kwargs)
+    width = enc["input_ids"].shape[1]
+    elapsed = time.monotonic() - started
+    results = []
+    for row in range(len(prompts)):
+        new = out[row, width:]
+        new = new[new != tokenizer.pad_token_id]
+        if len(new) and new[-1] == tokenizer.eos_token_id:
+            new = new[:-1]
+        results.append(
+            Generation(
+                text=tokenizer.decode(new, skip_special_tokens=False),
+                prompt_tokens=int(enc["attention_mask"][row].sum()),
+                completion_tokens=len(new),
+                seconds=elapsed,
+            )
+        )
+    return results
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version_id: int | None
+    model: object
+    tokenizer: object
+
+
+class ModelSlot:
+    """Holds the model a serving process answers with; swapped by one reference assignment.
+
+    A caller takes ``slot.current`` once per batch, so an in-flight batch finishes on the
+    model it started with while new batches see the new one.
+    """
+
+    def __init__(self) -> None:
+        self._current: LoadedModel | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> LoadedModel | None:
+        return self._current
+
+    def swap(self, loaded: LoadedModel) -> LoadedModel | None:
+        with self._lock:
+            old, self._current = self._current, loaded
+        return old

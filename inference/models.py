@@ -1,0 +1,99 @@
+import uuid
+
+from django.db import models
+
+
+class ProductApp(models.Model):
+    """A product that calls Cogloop. Owns API keys; every object it reaches is scoped to it."""
+
+    name = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiKey(models.Model):
+    """An API key, stored as sha256 of its secret part; the full key is shown once."""
+
+    app = models.ForeignKey(ProductApp, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    hashed_secret = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.app.name}: {self.prefix}…"
+
+
+class ModelVersion(models.Model):
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate"
+        ACTIVE = "active"
+        RETIRED = "retired"
+        REJECTED = "rejected"
+
+    name = models.CharField(max_length=100, unique=True)
+    base_model_path = models.CharField(max_length=500)
+    # Relative to settings.MODEL_STORE: the directory serving loads (merged weights).
+    weights_path = models.CharField(max_length=500)
+    meta_head_path = models.CharField(max_length=500, blank=True)
+    manifest = models.JSONField(default=dict)
+    sha256 = models.CharField(max_length=64)
+    recipe = models.CharField(max_length=50, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.CANDIDATE)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    promotion_history = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=models.Q(status="active"), name="one_active_model_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+
+class Output(models.Model):
+    """One answer of the model (served here or made elsewhere), parsed and scored."""
+
+    class Source(models.TextChoices):
+        GENERATED = "generated"
+        EXTERNAL = "external"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    app = models.ForeignKey(ProductApp, on_delete=models.CASCADE, related_name="outputs")
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.GENERATED)
+    prompt = models.TextField()
+    raw_text = models.TextField()
+    reasoning = models.TextField(blank=True)
+    steps = models.JSONField(default=list)
+    answer = models.TextField(blank=True)
+    cognition_score = models.FloatField()
+    consistency = models.FloatField()
+    adaptability = models.FloatField()
+    score_parts = models.JSONField(default=dict)
+    model_confidence = models.FloatField(null=True, blank=True)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="outputs"
+    )
+    latency_ms = models.IntegerField(null=True, blank=True)
+    prompt_tokens = models.IntegerField(null=True, blank=True)
+    completion_tokens = models.IntegerField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["app", "idempotency_key"], name="output_idempotency_per_app")
+        ]
+        indexes = [models.Index(fields=["app", "-created_at"]), models.Index(fields=["cognition_score"])]
+
+    def __str__(self) -> str:
+        return str(self.uuid)

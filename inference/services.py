@@ -1,0 +1,229 @@
+"""Every write of the inference app: API keys, the model registry, outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from cogloop.errors import ApplicationError
+from inference import hooks
+from inference.engine import loading
+from inference.engine.parser import parse_output
+from inference.engine.scoring import score_output
+from inference.models import ApiKey, ModelVersion, Output, ProductApp
+
+log = logging.getLogger("cogloop.inference")
+
+
+def _hash_secret(secret: str) -> str:
+    # The secret is 32 random bytes: a plain sha256 is enough (no dictionary to resist).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_key_create(*, app: ProductApp, name: str) -> tuple[ApiKey, str]:
+    """Create a key; the returned plaintext ``<prefix>.<secret>`` is never stored."""
+    prefix = secrets.token_hex(4)
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(app=app, name=name, prefix=prefix, hashed_secret=_hash_secret(secret))
+    return key, f"cl_{prefix}.{secret}"
+
+
+def api_key_authenticate(*, raw: str) -> ApiKey | None:
+    if not raw.startswith("cl_") or "." not in raw:
+        return None
+    prefix, _, secret = raw[3:].partition(".")
+    key = ApiKey.objects.select_related("app").filter(prefix=prefix, revoked_at__isnull=True).first()
+    if key is None or not secrets.compare_digest(key.hashed_secret, _hash_secret(secret)):
+        return None
+    return key
+
+
+def store_path(relative: str) -> Path:
+    """Resolve a path inside the model store, refusing anything that escapes it."""
+    root = Path(settings.MODEL_STORE).resolve()
+    path = (root / relative).resolve()
+    if path != root and root not in path.parents:
+        raise ApplicationError(f"path {relative!r} is outside the model store", code="path_outside_store")
+    return path
+
+
+@transaction.atomic
+def model_version_register(
+    *,
+    name: str,
+    source_dir: Path,
+    base_model_path: str,
+    recipe: str = "",
+    metrics: dict | None = None,
+    parent: ModelVersion | None = None,
+    status: str = ModelVersion.Status.CANDIDATE,
+) -> ModelVersion:
+    """Copy a model directory into the store, write its sha256 manifest, and register it.
+
+    The directory is copied under a temporary name and renamed, so the store never holds a
+    half-written artifact under a registered name.
+    """
+    if ModelVersion.objects.filter(name=name).exists():
+        raise ApplicationError(f"a model version named {name!r} exists", code="duplicate_version", status=409)
+    loading.check_safe(Path(source_dir))
+    target = store_path(name)
+    if Path(source_dir).resolve() != target:
+        tmp = store_path(f".{name}.incoming")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source_dir, tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    manifest = loading.write_manifest(target)
+    return ModelVersion.objects.create(
+        name=name,
+        base_model_path=base_model_path,
+        weights_path=name,
+        manifest=manifest,
+        sha256=loading.manifest_digest(manifest),
+        recipe=recipe,
+        metrics=metrics or {},
+        parent=parent,
+        status=status,
+    )
+
+
+def model_version_ensure_base() -> ModelVersion:
+    """Register BASE_MODEL as the first active version when the registry is empty."""
+    active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+    if active:
+        return active
+    base = Path(settings.BASE_MODEL)
+    with transaction.atomic():
+        version = model_version_register(
+            name=f"{base.name}-base",
+            source_dir=base,
+            base_model_path=str(base),
+            recipe="base",
+        )
+        return model_version_promote(version=version, reason="initial base model")
+
+
+@transaction.atomic
+def model_version_promote(*, version: ModelVersion, reason: str) -> ModelVersion:
+    """Make ``version`` the one every serving process answers with; retire the previous one.
+
+    Serving processes notice the change through the registry (see inference.serving).
+    """
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if version.status == ModelVersion.Status.REJECTED:
+        raise ApplicationError(f"{version.name} was rejected and cannot be promoted", code="rejected_version")
+    now = timezone.now()
+    previous = ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.ACTIVE).exclude(pk=version.pk)
+    for old in previous:
+        old.status = ModelVersion.Status.RETIRED
+        old.promotion_history = [*old.promotion_history, {"event": "retired", "at": now.isoformat(), "by": version.name}]
+        old.save(update_fields=["status", "promotion_history"])
+    version.status = ModelVersion.Status.ACTIVE
+    version.promoted_at = now
+    version.promotion_history = [*version.promotion_history, {"event": "promoted", "at": now.isoformat(), "reason": reason}]
+    version.save(update_fields=["status", "promoted_at", "promotion_history"])
+    log.info("promoted %s: %s", version.name, reason)
+    return version
+
+
+@transaction.atomic
+def model_version_reject(*, version: ModelVersion, reason: str) -> ModelVersion:
+    version.status = ModelVersion.Status.REJECTED
+    version.promotion_history = [
+        *version.promotion_history,
+        {"event": "rejected", "at": timezone.now().isoformat(), "reason": reason},
+    ]
+    version.save(update_fields=["status", "promotion_history"])
+    return version
+
+
+def score_text(raw_text: str):
+    parsed = parse_output(raw_text)
+    parts = score_output(
+        parsed,
+        weight_consistency=settings.COGLOOP["SCORE_WEIGHT_CONSISTENCY"],
+        weight_adaptability=settings.COGLOOP["SCORE_WEIGHT_ADAPTABILITY"],
+    )
+    return parsed, parts
+
+
+def steps_with_flags(parsed, parts) -> list[dict]:
+    wrong = set(parts.wrong_steps)
+    return [{**s.to_dict(), "wrong": s.index in wrong} for s in parsed.steps]
+
+
+@transaction.atomic
+def output_create(
+    *,
+    app: ProductApp,
+    prompt: str,
+    raw_text: str,
+    source: str = Output.Source.GENERATED,
+    model_version: ModelVersion | None = None,
+    latency_ms: int | None = None,
+    prompt_tokens: int | None = None,
+    completion_tokens: int | None = None,
+    idempotency_key: str | None = None,
+) -> Output:
+    """Parse and score a text, store it as an Output, and run the output-created hooks."""
+    parsed, parts = score_text(raw_text)
+    try:
+        with transaction.atomic():
+            output = Output.objects.create(
+                app=app,
+                source=source,
+                prompt=prompt,
+                raw_text=raw_text,
+                reasoning=parsed.reasoning,
+                steps=steps_with_flags(parsed, parts),
+                answer=parsed.answer,
+                cognition_score=parts.cognition_score,
+                consistency=parts.consistency,
+                adaptability=parts.adaptability,
+                score_parts=parts.to_dict(),
+                model_version=model_version,
+                latency_ms=latency_ms,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                idempotency_key=idempotency_key,
+            )
+    except IntegrityError:
+        if idempotency_key:
+            return Output.objects.get(app=app, idempotency_key=idempotency_key)
+        raise
+    hooks.output_created(output)
+    return output
+
+
+def output_generate(
+    *, app: ProductApp, prompt: str, max_new_tokens: int, temperature: float, idempotency_key: str | None = None
+) -> Output:
+    """Generate with the serving model and store the scored Output.
+
+    Generation runs outside any transaction: a slow model never holds a database lock.
+    """
+    from inference import serving
+
+    if idempotency_key:
+        existing = Output.objects.filter(app=app, idempotency_key=idempotency_key).first()
+        if existing:
+            return existing
+    result = serving.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature)
+    return output_create(
+        app=app,
+        prompt=prompt,
+        raw_text=result.text,
+        model_version=ModelVersion.objects.filter(pk=result.version_id).first(),
+        latency_ms=result.latency_ms,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        idempotency_key=idempotency_key,
+    )

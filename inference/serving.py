@@ -1,0 +1,131 @@
+"""The model a serving process answers with, and how it follows the registry.
+
+Each serving process holds one ``ModelSlot``. A watcher thread compares the slot's
+version with the registry's active ModelVersion every MODEL_WATCH_INTERVAL seconds; on a
+change it loads the new version in the background, verifies its sha256 manifest, runs a
+smoke generation, and only then swaps the slot. A version that fails any check is refused
+and the old model keeps serving. Polling the database works the same in embedded and
+production mode; a Redis pub/sub push can shorten the delay without changing this contract.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from inference.engine import loading
+from inference.engine.generation import GenerationParams, LoadedModel, ModelSlot, generate_batch
+from inference.models import ModelVersion
+
+log = logging.getLogger("cogloop.inference")
+
+SLOT = ModelSlot()
+_load_lock = threading.Lock()
+_generate_lock = threading.Lock()
+_refused: dict[int, str] = {}  # version id -> why it was refused (not retried)
+SMOKE_PROMPT = "Start with 12. Add 3. What is the result?"
+
+
+@dataclass(frozen=True)
+class ServedText:
+    text: str
+    version_id: int | None
+    latency_ms: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def load_version(version: ModelVersion) -> LoadedModel:
+    """Load, verify and smoke-test a version. Raises loading.ArtifactError when unsafe."""
+    from inference.services import store_path
+
+    path = store_path(version.weights_path)
+    model, tokenizer = loading.load_model(path, expected_manifest=version.manifest)
+    smoke = generate_batch(model, tokenizer, [SMOKE_PROMPT], GenerationParams(max_new_tokens=8))
+    if not smoke or smoke[0].completion_tokens == 0:
+        raise loading.ArtifactError(f"{version.name} produced nothing on the smoke prompt")
+    return LoadedModel(version_id=version.pk, model=model, tokenizer=tokenizer)
+
+
+def sync_with_registry() -> int | None:
+    """Swap to the active version if the slot holds another one. Returns the slot's version."""
+    with _load_lock:
+        active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+        current = SLOT.current
+        if active is None or (current and current.version_id == active.pk) or active.pk in _refused:
+            return current.version_id if current else None
+        started = time.monotonic()
+        try:
+            loaded = load_version(active)
+        except Exception as exc:  # any failure keeps the old model serving
+            _refused[active.pk] = str(exc)
+            log.error("refused model version %s: %s", active.name, exc)
+            return current.version_id if current else None
+        SLOT.swap(loaded)
+        log.info("serving %s (swap took %.2fs)", active.name, time.monotonic() - started)
+        return active.pk
+
+
+def refusal_reason(version_id: int) -> str | None:
+    return _refused.get(version_id)
+
+
+def _watch(interval: float) -> None:
+    from django.db import close_old_connections
+
+    while True:
+        time.sleep(interval)
+        try:
+            close_old_connections()
+            sync_with_registry()
+        except Exception:  # the watcher must outlive a database hiccup
+            log.exception("model watcher iteration failed")
+
+
+_watcher: threading.Thread | None = None
+
+
+def start_watcher() -> None:
+    """Follow the registry from a daemon thread (serving entry points call this; tests do not)."""
+    global _watcher
+    if _watcher is None and settings.MODEL_WATCH_INTERVAL > 0:
+        _watcher = threading.Thread(
+            target=_watch, args=(settings.MODEL_WATCH_INTERVAL,), name="model-watcher", daemon=True
+        )
+        _watcher.start()
+
+
+def generate(prompt: str, *, max_new_tokens: int, temperature: float) -> ServedText:
+    if SLOT.current is None:
+        sync_with_registry()
+    loaded = SLOT.current
+    if loaded is None:
+        from cogloop.errors import ApplicationError
+
+        raise ApplicationError("no model is being served", code="no_model", status=503)
+    started = time.monotonic()
+    with _generate_lock:  # one generation at a time per process until the batcher lands
+        [result] = generate_batch(
+            loaded.model,
+            loaded.tokenizer,
+            [prompt],
+            GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature),
+        )
+    return ServedText(
+        text=result.text,
+        version_id=loaded.version_id,
+        latency_ms=int((time.monotonic() - started) * 1000),
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+    )
+
+
+def reset_unsafe() -> None:
+    """Forget the loaded model and refusals (tests only: a serving process never needs it)."""
+    with _load_lock:
+        SLOT._current = None
+        _refused.clear()

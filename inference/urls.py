@@ -1,0 +1,8 @@
+from django.urls import path
+
+from inference import api
+
+urlpatterns = [
+    path("generate", api.GenerateApi.as_view(), name="api-generate"),
+    path("outputs/<uuid:output_id>", api.OutputDetailApi.as_view(), name="api-output-detail"),
+]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RetrainConfig(AppConfig):
+    name = "retrain"
+    verbose_name = "Retraining"

@@ -1,0 +1,1 @@
+"""Fine-tuning without Django: samples in, a merged safetensors model directory out."""

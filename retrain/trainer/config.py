@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+RECIPES = ("layered", "lora-all", "full")
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class TrainConfigError(ValueError):
+    """A training configuration that must not start a run."""
+
+
+@dataclass
+class TrainConfig:
+    """One fine-tune. Saved beside the weights it produces (recipe.json).
+
+    recipe        layered: LoRA on q_proj/k_proj of the first ``layered_layers`` layers,
+                  lm_head trainable (the seed's recipe); lora-all: LoRA on every linear
+                  layer; full: every weight.
+    alpha/beta/gamma  weights of L = alpha*L_ce + beta*L_meta + gamma*L_cons. L_meta needs a
+                  metacognition head; without one its term is absent (reported, not faked).
+    """
+
+    recipe: str = "lora-all"
+    alpha: float = 0.7
+    beta: float = 0.25
+    gamma: float = 0.05
+    epochs: float = 4.0
+    max_steps: int = -1
+    learning_rate: float = 2e-3
+    batch_size: int = 16
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    layered_layers: int = 3
+    seed: int = 7
+    max_length: int = 256
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.recipe not in RECIPES:
+            raise TrainConfigError(f"unknown recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}")
+        for name in ("alpha", "beta", "gamma"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0 or value > 1:
+                raise TrainConfigError(f"loss weight {name} must lie in [0, 1], got {value!r}")
+        if self.alpha == 0:
+            raise TrainConfigError("loss weight alpha must be positive: without L_ce nothing is learned")
+        if self.learning_rate <= 0 or self.batch_size < 1 or (self.epochs <= 0 and self.max_steps <= 0):
+            raise TrainConfigError("learning_rate, batch_size and epochs/max_steps must be positive")
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.beta > 0.3:
+            out.append(f"beta {self.beta} > 0.3 trades base language ability for the meta loss")
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,103 @@
+import json
+
+import pytest
+
+from inference.models import Output
+
+GENERATE = "/api/v1/generate"
+
+
+def post(client, body, key=None, raw=False):
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    data = body if raw else json.dumps(body)
+    return client.post(GENERATE, data=data, content_type="application/json", headers=headers)
+
+
+@pytest.mark.django_db
+class TestRejectedRequestsWriteNothing:
+    def test_missing_key_is_401(self, api_client):
+        r = post(api_client, {"prompt": "Start with 3. Add 4. What is the result?"})
+        assert r.status_code == 401
+
+    def test_invalid_key_is_401(self, api_client, api_key):
+        r = post(api_client, {"prompt": "x"}, key=api_key[:-2] + "zz")
+        assert r.status_code == 401
+        assert r.json()["error"]["code"] == "authentication_failed"
+
+    def test_revoked_key_is_401(self, api_client, api_key):
+        from django.utils import timezone
+
+        from inference.models import ApiKey
+
+        ApiKey.objects.update(revoked_at=timezone.now())
+        assert post(api_client, {"prompt": "x"}, key=api_key).status_code == 401
+
+    def test_malformed_json_is_400(self, api_client, api_key):
+        r = post(api_client, '{"prompt": ', key=api_key, raw=True)
+        assert r.status_code == 400
+        assert r.json()["error"]["code"] == "malformed_json"
+
+    @pytest.mark.parametrize(
+        "body, field",
+        [
+            ({}, "prompt"),
+            ({"prompt": ""}, "prompt"),
+            ({"prompt": "   "}, "prompt"),
+            ({"prompt": 12}, None),
+            ({"prompt": "ok", "max_new_tokens": -1}, "max_new_tokens"),
+            ({"prompt": "ok", "max_new_tokens": 100000}, "max_new_tokens"),
+            ({"prompt": "ok", "temperature": 5}, "temperature"),
+            ({"prompt": "ok", "temperature": "hot"}, "temperature"),
+        ],
+    )
+    def test_field_errors_are_400_and_named(self, api_client, api_key, body, field):
+        r = post(api_client, body, key=api_key)
+        assert r.status_code == 400, r.content
+        error = r.json()["error"]
+        assert error["code"] == "validation_error"
+        if field:
+            assert field in error["fields"]
+
+    def test_over_long_prompt_names_the_limit(self, api_client, api_key, settings):
+        settings.COGLOOP = {**settings.COGLOOP, "MAX_PROMPT_CHARS": 50}
+        r = post(api_client, {"prompt": "x" * 51}, key=api_key)
+        assert r.status_code == 413
+        assert r.json()["error"]["limit"] == 50
+        assert "50" in r.json()["error"]["message"]
+
+    def teardown_method(self):
+        assert Output.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_generate_scores_and_stores_an_output(api_client, api_key, other_api_key):
+    from inference.services import model_version_ensure_base
+
+    base = model_version_ensure_base()
+    r = post(api_client, {"prompt": "Start with 40. Add 5. Subtract 3. What is the result?"}, key=api_key)
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert body["model_version"] == base.name
+    assert body["steps"] and all({"text", "strategy", "wrong"} <= set(s) for s in body["steps"])
+    assert 0.0 <= body["cognition_score"] <= 1.0
+    assert body["model_confidence"] is None  # no trained metacognition head yet: absent, not a number
+    output = Output.objects.get(uuid=body["id"])
+    assert output.raw_text and output.model_version == base
+
+    own = api_client.get(f"/api/v1/outputs/{body['id']}", headers={"Authorization": f"Bearer {api_key}"})
+    assert own.status_code == 200 and own.json()["id"] == body["id"]
+    other = api_client.get(f"/api/v1/outputs/{body['id']}", headers={"Authorization": f"Bearer {other_api_key}"})
+    assert other.status_code == 404
+
+
+@pytest.mark.django_db
+def test_idempotency_key_replays_the_first_output(api_client, api_key):
+    from inference.services import model_version_ensure_base
+
+    model_version_ensure_base()
+    prompt = {"prompt": "Start with 20. Add 1. What is the result?"}
+    headers = {"Authorization": f"Bearer {api_key}", "Idempotency-Key": "abc"}
+    first = api_client.post(GENERATE, data=json.dumps(prompt), content_type="application/json", headers=headers)
+    again = api_client.post(GENERATE, data=json.dumps(prompt), content_type="application/json", headers=headers)
+    assert first.json()["id"] == again.json()["id"]
+    assert Output.objects.count() == 1
