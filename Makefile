@@ -27,7 +27,7 @@ services:
 	bash .ci/services
 
 test: setup services
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) COGLOOP_VAR_DIR=var/test \
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) COGLOOP_VAR_DIR=var/test COGLOOP_EVAL_SIZE=150 \
 		$(PY) -m pytest $(ARGS)
 
 # Long-running processes of the embedded mode (the demo starts its own worker).

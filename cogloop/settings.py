@@ -143,7 +143,7 @@ COGLOOP = {
     "DEFAULT_MAX_NEW_TOKENS": env.int("DEFAULT_MAX_NEW_TOKENS", default=96),
     "CAPTURE_SCORE_BELOW": env.float("CAPTURE_SCORE_BELOW", default=0.6),
     "GATE_MIN_GAIN": env.float("GATE_MIN_GAIN", default=0.02),
-    "GATE_SLICE_TOLERANCE": env.float("GATE_SLICE_TOLERANCE", default=0.02),
+    "GATE_SLICE_TOLERANCE": env.float("GATE_SLICE_TOLERANCE", default=0.05),
 }
 
 LOGGING = {

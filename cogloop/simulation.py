@@ -11,6 +11,7 @@ import re
 
 from django.test import Client
 
+from feedback.models import ReviewItem
 from inference.engine import workload
 from inference.engine.scoring import extract_claims
 
@@ -49,6 +50,8 @@ def correction_for(output_steps: list[dict], prompt: str) -> dict | None:
             break
     if first_wrong is None and len(output_steps) != len(solved.steps):
         first_wrong, error_type = len(solved.steps) + 1, "missing_step"
+    elif first_wrong is None:
+        error_type = "inconsistent_answer"  # right steps, wrong answer
     return {
         "steps": [{"text": s.text, "strategy": s.strategy} for s in solved.steps],
         "answer": f"The answer is {solved.answer}.",
@@ -71,9 +74,9 @@ def review_queue(username: str, password: str, *, limit: int | None = None, on_e
         page = client.get(item_url)
         if page.status_code != 200:
             raise RuntimeError(f"item page {item_url} answered {page.status_code}")
-        output_steps = page.context["output"].steps
-        prompt = page.context["output"].prompt
-        fix = correction_for(output_steps, prompt)
+        # The page shows the output; the simulated reviewer reads the same row directly.
+        output = ReviewItem.objects.select_related("output").get(pk=int(item_url.rstrip("/").split("/")[-1])).output
+        fix = correction_for(output.steps, output.prompt)
         if fix is None:
             continue
         data = {

@@ -67,9 +67,18 @@ def _check_prompt_size(prompt: str) -> None:
         )
 
 
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of turning them into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class GenerateApi(AppApi):
     class InputSerializer(serializers.Serializer):
-        prompt = serializers.CharField(trim_whitespace=True)
+        prompt = StrictCharField(trim_whitespace=True)
         max_new_tokens = serializers.IntegerField(required=False, min_value=1)
         temperature = serializers.FloatField(required=False, min_value=0.0, max_value=2.0, default=0.0)
         idempotency_key = serializers.CharField(required=False, max_length=200)

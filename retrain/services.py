@@ -19,6 +19,7 @@ from cogloop.errors import ApplicationError
 from inference import services as inference_services
 from inference.engine import workload
 from inference.models import ModelVersion
+from retrain import selectors
 from retrain.models import DatasetVersion, Evaluation, TrainingRun, TrainingSample
 
 log = logging.getLogger("cogloop.retrain")
@@ -140,9 +141,11 @@ def training_run_start(*, dataset: DatasetVersion, recipe: str = "lora-all", per
             f"quarter {period} already has training run {existing.pk} ({existing.stage})",
             code="run_exists", status=409, extra={"run_id": existing.pk},
         )
-    train_config = TrainConfig(recipe=recipe, **(config or {}))
     try:
+        train_config = TrainConfig(recipe=recipe, **(config or {}))
         train_config.validate()
+    except TypeError as exc:
+        raise ApplicationError(f"unknown training option: {exc}", code="invalid_config") from exc
     except TrainConfigError as exc:
         raise ApplicationError(str(exc), code="invalid_config") from exc
     base = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
@@ -222,7 +225,10 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
         Evaluation.objects.create(model_version=base, training_run=run, eval_set="workload-heldout", metrics=serving_metrics)
 
         _update(run, stage=TrainingRun.Stage.TRAINING)
+        train_config = TrainConfig(**run.config)
         samples = [s.payload for s in run.dataset.samples.filter(kind=TrainingSample.Kind.REFLECTION).order_by("pk")]
+        replay = selectors.replay_samples(version=base, limit=int(train_config.replay_ratio * len(samples)))
+        _update(run, progress={"reflection_samples": len(samples), "replay_samples": len(replay)})
         work = Path(settings.VAR_DIR) / "runs" / str(run.pk)
         name = f"{base.name.removesuffix('-base')}-{run.period.lower()}-r{run.pk}"
         out_dir = work / "merged"
@@ -233,13 +239,14 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
             history.append({"step": p["step"], "loss": p["loss"]})
             _update(run, progress=p, loss_history=history)
 
-        summary = finetune(base_dir=base_dir, samples=samples, out_dir=out_dir, work_dir=work / "trainer",
-                           config=TrainConfig(**run.config), on_progress=on_progress)
+        summary = finetune(base_dir=base_dir, samples=samples + replay, out_dir=out_dir, work_dir=work / "trainer",
+                           config=train_config, on_progress=on_progress)
 
         _update(run, stage=TrainingRun.Stage.COMPRESS)
         candidate = inference_services.model_version_register(
             name=name, source_dir=out_dir, base_model_path=base.base_model_path, recipe=run.recipe,
-            metrics={"training": {k: summary[k] for k in ("train_loss", "steps", "seconds", "samples")}},
+            metrics={"training": {**{k: summary[k] for k in ("train_loss", "steps", "seconds", "samples")},
+                                  "reflection_samples": len(samples), "replay_samples": len(replay)}},
             parent=base,
         )
         _update(run, stage=TrainingRun.Stage.CANDIDATE, result_version_id=candidate.pk)

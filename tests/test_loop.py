@@ -20,11 +20,12 @@ def test_closed_loop_captures_corrects_retrains_promotes_and_swaps(
     from inference.services import model_version_ensure_base
 
     base = model_version_ensure_base()
-    prompts = [p.prompt for p in workload.problems(160, seed=11, split="train")]
+    prompts = [p.prompt for p in workload.problems(400, seed=11, split="train")]
     simulation.send_traffic(api_key, prompts)
     captured = ReviewItem.objects.count()
-    blind = sum(workload.solve(i.output.prompt).slice == "blind_spot" for i in ReviewItem.objects.select_related("output"))
-    assert captured > 0 and blind / captured > 0.8, "the base model's blind spot should dominate the queue"
+    blind_outputs = [o for o in Output.objects.all() if workload.solve(o.prompt).slice == "blind_spot"]
+    assert blind_outputs, "the traffic should contain blind-spot problems"
+    assert all(hasattr(o, "review_item") for o in blind_outputs), "every blind-spot answer is wrong and captured"
 
     django_user_model.objects.create_user(username="sim", password="sim-review-1")
     annotated = simulation.review_queue("sim", "sim-review-1")

@@ -27,8 +27,11 @@ class TrainConfig:
     gamma: float = 0.05
     epochs: float = 4.0
     max_steps: int = -1
-    learning_rate: float = 2e-3
-    batch_size: int = 16
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    # Replay: served outputs the checker found consistent, mixed in at this share of the
+    # reflection samples, so that learning the corrections does not unlearn the rest.
+    replay_ratio: float = 1.0
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
@@ -46,6 +49,8 @@ class TrainConfig:
                 raise TrainConfigError(f"loss weight {name} must lie in [0, 1], got {value!r}")
         if self.alpha == 0:
             raise TrainConfigError("loss weight alpha must be positive: without L_ce nothing is learned")
+        if not 0 <= self.replay_ratio <= 4:
+            raise TrainConfigError(f"replay_ratio must lie in [0, 4], got {self.replay_ratio!r}")
         if self.learning_rate <= 0 or self.batch_size < 1 or (self.epochs <= 0 and self.max_steps <= 0):
             raise TrainConfigError("learning_rate, batch_size and epochs/max_steps must be positive")
 
