@@ -32,6 +32,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "cogloop",
     "inference",
     "feedback",
@@ -103,7 +105,23 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "EXCEPTION_HANDLER": "cogloop.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"api_key": env("API_KEY_RATE", default="6000/min")},
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Cogloop API",
+    "DESCRIPTION": "Generate and score reasoning, send feedback. Authenticate with `Authorization: Bearer <key>`.",
+    "VERSION": "1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Throttle counters and other shared state: Redis when there is one, process memory otherwise.
+if env("REDIS_URL", default=""):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("REDIS_URL")}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Celery: Redis in production, kombu's filesystem transport (no server) when embedded.
 REDIS_URL = env("REDIS_URL", default="")
@@ -158,3 +176,14 @@ LOGGING = {
 # The held-out evaluation set the promotion gate measures on (workload problems).
 COGLOOP_EVAL_SIZE = env.int("COGLOOP_EVAL_SIZE", default=300)
 COGLOOP_EVAL_SEED = env.int("COGLOOP_EVAL_SEED", default=20261)
+
+# A relay every few seconds publishes outbox rows that could not go out at commit time
+# (broker down); every new row also triggers one right after its commit.
+CELERY_BEAT_SCHEDULE = {
+    "outbox-relay": {"task": "cogloop.outbox_relay", "schedule": env.float("OUTBOX_RELAY_EVERY", default=5.0)},
+}
+# A request that relays after commit must not hang on an unreachable broker.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+
+FEEDBACK_MAX_COMMENT_CHARS = env.int("FEEDBACK_MAX_COMMENT_CHARS", default=4000)
+FEEDBACK_BULK_MAX_ITEMS = 1000

@@ -12,12 +12,38 @@ class Feedback(models.Model):
     comment = models.TextField(blank=True)
     flags = models.JSONField(default=list, blank=True)
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # sha256 of the canonical request body: a replayed key with another body is a conflict.
+    request_hash = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["app", "idempotency_key"], name="feedback_idempotency_per_app")
+            models.UniqueConstraint(fields=["app", "idempotency_key"], name="feedback_idempotency_per_app"),
+            models.CheckConstraint(
+                condition=models.Q(rating__isnull=True) | models.Q(rating__gte=1, rating__lte=5),
+                name="feedback_rating_1_to_5",
+            ),
         ]
+        indexes = [models.Index(fields=["app", "-created_at"])]
+
+
+class CapturePolicy(models.Model):
+    """Which outputs go to review. One row (pk=1), edited by admins in the Django admin."""
+
+    score_below = models.FloatField(default=0.6, help_text="capture outputs with a cognition score below this")
+    rating_at_or_below = models.PositiveSmallIntegerField(default=2, help_text="capture ratings at or below (1-5)")
+    capture_thumb_down = models.BooleanField(default=True)
+    capture_flags = models.JSONField(
+        default=list, blank=True, help_text='flags that always capture, e.g. ["wrong", "unsafe"]; empty = any flag'
+    )
+    audit_share = models.FloatField(default=0.02, help_text="share of high-score outputs sampled for audit")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "capture policy"
+
+    def __str__(self) -> str:
+        return "capture policy"
 
 
 class ReviewItem(models.Model):
@@ -36,8 +62,11 @@ class ReviewItem(models.Model):
     output = models.OneToOneField(Output, on_delete=models.CASCADE, related_name="review_item")
     reason = models.CharField(max_length=20, choices=Reason.choices)
     reason_detail = models.CharField(max_length=200, blank=True)
-    # Lower sorts first: the cognition score, so the weakest answers are reviewed first.
+    # Queue order: lowest priority first, then the oldest. priority = min(cognition score,
+    # (worst rating - 1) / 4), so the weakest answers and the worst-rated go first.
     priority = models.FloatField(db_index=True)
+    # Normalised prompt: an open item with the same fingerprint means a near-duplicate.
+    prompt_fingerprint = models.CharField(max_length=64, db_index=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="claimed_items"

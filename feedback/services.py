@@ -1,36 +1,226 @@
-"""Capture policy and the review queue's state changes."""
+"""Feedback ingestion, the capture policy, and the review queue's state changes."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from cogloop.errors import ApplicationError
-from feedback.models import ReviewItem
-from inference.models import Output
+from cogloop.outbox import outbox_enqueue
+from feedback.models import CapturePolicy, Feedback, ReviewItem
+from inference.models import Output, ProductApp
 
 LEASE = timedelta(minutes=10)
+FEEDBACK_CAPTURE_TASK = "feedback.feedback_apply_capture"
+
+
+# -- capture policy -------------------------------------------------------------------------
+
+def capture_policy_get() -> CapturePolicy:
+    policy, _ = CapturePolicy.objects.get_or_create(
+        pk=1, defaults={"score_below": settings.COGLOOP["CAPTURE_SCORE_BELOW"]}
+    )
+    return policy
+
+
+def prompt_fingerprint(prompt: str) -> str:
+    """Near-duplicate key: case, punctuation and whitespace do not make a prompt new."""
+    normal = re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", prompt.lower())).strip()
+    return hashlib.sha256(normal.encode()).hexdigest()
+
+
+def _audit_roll(output: Output) -> float:
+    """A stable pseudo-random number in [0, 1) per output: audits are reproducible."""
+    return int(hashlib.sha256(f"audit:{output.uuid}".encode()).hexdigest()[:8], 16) / 2**32
+
+
+def _queue(*, output: Output, reason: str, detail: str, priority: float) -> ReviewItem | None:
+    """Queue an output unless it is queued already or an open item has a near-duplicate prompt."""
+    fingerprint = prompt_fingerprint(output.prompt)
+    existing = ReviewItem.objects.select_for_update().filter(output=output).first()
+    if existing:
+        if priority < existing.priority:
+            existing.priority = priority
+            existing.reason_detail = f"{existing.reason_detail}; {detail}"[:200]
+            existing.save(update_fields=["priority", "reason_detail"])
+        return existing
+    open_duplicate = ReviewItem.objects.filter(
+        prompt_fingerprint=fingerprint, status__in=[ReviewItem.Status.QUEUED, ReviewItem.Status.CLAIMED]
+    ).exists()
+    if open_duplicate:
+        return None
+    return ReviewItem.objects.create(
+        output=output, reason=reason, reason_detail=detail[:200], priority=priority, prompt_fingerprint=fingerprint
+    )
 
 
 def review_item_capture_for_output(output: Output) -> ReviewItem | None:
-    """The output-created hook: queue an output whose cognition score is below the threshold."""
-    threshold = settings.COGLOOP["CAPTURE_SCORE_BELOW"]
-    if output.cognition_score >= threshold:
-        return None
-    item, _ = ReviewItem.objects.get_or_create(
-        output=output,
-        defaults={
-            "reason": ReviewItem.Reason.LOW_SCORE,
-            "reason_detail": f"cognition score {output.cognition_score:.2f} < {threshold:.2f}",
-            "priority": output.cognition_score,
-        },
-    )
-    return item
+    """The output-created hook: low scores are captured, a small share of the rest audited."""
+    policy = capture_policy_get()
+    if output.cognition_score < policy.score_below:
+        return _queue(
+            output=output,
+            reason=ReviewItem.Reason.LOW_SCORE,
+            detail=f"cognition score {output.cognition_score:.2f} < {policy.score_below:.2f}",
+            priority=output.cognition_score,
+        )
+    if _audit_roll(output) < policy.audit_share:
+        return _queue(
+            output=output,
+            reason=ReviewItem.Reason.AUDIT_SAMPLE,
+            detail=f"random audit of a high score ({output.cognition_score:.2f})",
+            priority=1.0 + output.cognition_score,  # audits go after every real problem
+        )
+    return None
 
+
+@transaction.atomic
+def feedback_apply_capture(*, feedback_id: int) -> ReviewItem | None:
+    """Queue the feedback's output when the rating, thumb or flags say so (runs in a worker)."""
+    fb = Feedback.objects.select_related("output").filter(pk=feedback_id).first()
+    if fb is None:
+        return None
+    policy = capture_policy_get()
+    reasons = []
+    if fb.rating is not None and fb.rating <= policy.rating_at_or_below:
+        reasons.append(f"rated {fb.rating}/5")
+    if fb.thumb is False and policy.capture_thumb_down:
+        reasons.append("thumb down")
+    flagged = [f for f in fb.flags if not policy.capture_flags or f in policy.capture_flags]
+    if flagged:
+        reasons.append(f"flagged {', '.join(flagged)}")
+    if not reasons:
+        return None
+    worst = fb.rating if fb.rating is not None else (1 if fb.thumb is False or flagged else 5)
+    return _queue(
+        output=fb.output,
+        reason=ReviewItem.Reason.LOW_RATING,
+        detail="; ".join(reasons),
+        priority=min(fb.output.cognition_score, (worst - 1) / 4),
+    )
+
+
+# -- feedback ingestion ---------------------------------------------------------------------
+
+def request_hash(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _replay_or_conflict(*, app: ProductApp, key: str, body_hash: str) -> Feedback | None:
+    first = Feedback.objects.filter(app=app, idempotency_key=key).first()
+    if first is None:
+        return None
+    if first.request_hash != body_hash:
+        raise ApplicationError(
+            f"idempotency key {key!r} was used with a different body", code="idempotency_conflict", status=409
+        )
+    return first
+
+
+def output_for_app(*, app: ProductApp, output_id) -> Output:
+    """The caller's own output; unknown and another app's look the same (404, field named)."""
+    output = Output.objects.filter(app=app, uuid=output_id).first()
+    if output is None:
+        raise ApplicationError(
+            "no such output", code="not_found", status=404, extra={"fields": {"output_id": ["no such output"]}}
+        )
+    return output
+
+
+def feedback_create(*, app: ProductApp, data: dict, idempotency_key: str | None) -> tuple[Feedback, bool]:
+    """Store one validated feedback. Returns (feedback, created); a replay returns the first."""
+    body_hash = request_hash(data)
+    if idempotency_key:
+        replay = _replay_or_conflict(app=app, key=idempotency_key, body_hash=body_hash)
+        if replay:
+            return replay, False
+    output = output_for_app(app=app, output_id=data["output_id"])
+    try:
+        with transaction.atomic():
+            fb = Feedback.objects.create(
+                app=app,
+                output=output,
+                rating=data.get("rating"),
+                thumb=data.get("thumb"),
+                comment=data.get("comment", ""),
+                flags=data.get("flags", []),
+                idempotency_key=idempotency_key,
+                request_hash=body_hash,
+            )
+            outbox_enqueue(task_name=FEEDBACK_CAPTURE_TASK, payload={"feedback_ids": [fb.pk]})
+    except IntegrityError:
+        # A concurrent request with the same key won the race: answer as its replay.
+        replay = _replay_or_conflict(app=app, key=idempotency_key, body_hash=body_hash) if idempotency_key else None
+        if replay is None:
+            raise
+        return replay, False
+    return fb, True
+
+
+def feedback_create_bulk(*, app: ProductApp, items: list[dict]) -> list[dict]:
+    """Store many validated feedback items in one transaction; per-item results in order.
+
+    ``items`` are dicts already validated field by field, or {"errors": ...} for items that
+    failed validation; those are reported and skipped, the rest are written.
+    """
+    results: list[dict | None] = [None] * len(items)
+    keyed = {it["idempotency_key"]: i for i, it in enumerate(items) if "errors" not in it and it.get("idempotency_key")}
+    hashes = {i: request_hash(it["data"]) for i, it in enumerate(items) if "errors" not in it}
+    with transaction.atomic():
+        earlier = {
+            fb.idempotency_key: fb
+            for fb in Feedback.objects.filter(app=app, idempotency_key__in=list(keyed)).only(
+                "pk", "idempotency_key", "request_hash"
+            )
+        }
+        wanted = {str(it["data"]["output_id"]) for it in items if "errors" not in it}
+        outputs = {str(u): pk for pk, u in Output.objects.filter(app=app, uuid__in=wanted).values_list("pk", "uuid")}
+        seen_keys: dict[str, int] = {}
+        to_create: list[tuple[int, Feedback]] = []
+        for i, it in enumerate(items):
+            if "errors" in it:
+                results[i] = {"index": i, "status": "error", "code": "validation_error", "errors": it["errors"]}
+                continue
+            data, key = it["data"], it.get("idempotency_key")
+            if key and key in earlier:
+                if earlier[key].request_hash != hashes[i]:
+                    results[i] = {"index": i, "status": "error", "code": "idempotency_conflict",
+                                  "errors": {"idempotency_key": ["used before with a different body"]}}
+                else:
+                    results[i] = {"index": i, "status": "replayed", "id": earlier[key].pk}
+                continue
+            if key and key in seen_keys:
+                results[i] = {"index": i, "status": "error", "code": "duplicate_in_request",
+                              "errors": {"idempotency_key": [f"repeats item {seen_keys[key]}"]}}
+                continue
+            output_pk = outputs.get(str(data["output_id"]))
+            if output_pk is None:
+                results[i] = {"index": i, "status": "error", "code": "not_found",
+                              "errors": {"output_id": ["no such output"]}}
+                continue
+            if key:
+                seen_keys[key] = i
+            to_create.append((i, Feedback(
+                app=app, output_id=output_pk, rating=data.get("rating"), thumb=data.get("thumb"),
+                comment=data.get("comment", ""), flags=data.get("flags", []), idempotency_key=key,
+                request_hash=hashes[i],
+            )))
+        created = Feedback.objects.bulk_create([fb for _, fb in to_create], batch_size=1000)
+        for (i, _), fb in zip(to_create, created):
+            results[i] = {"index": i, "status": "created", "id": fb.pk}
+        if created:
+            outbox_enqueue(task_name=FEEDBACK_CAPTURE_TASK, payload={"feedback_ids": [fb.pk for fb in created]})
+    return results  # type: ignore[return-value]
+
+
+# -- the review queue -----------------------------------------------------------------------
 
 def _claimable(now):
     return Q(status=ReviewItem.Status.QUEUED) | Q(status=ReviewItem.Status.CLAIMED, lease_expires_at__lt=now)

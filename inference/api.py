@@ -3,8 +3,11 @@ from django.shortcuts import get_object_or_404
 from rest_framework import serializers, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from cogloop.errors import ApplicationError
@@ -29,6 +32,25 @@ class ApiKeyAuthentication(BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "inference.api.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "A product app's key: cl_<prefix>.<secret>"}
+
+
+class ApiKeyRateThrottle(SimpleRateThrottle):
+    """Requests per API key (settings: REST_FRAMEWORK DEFAULT_THROTTLE_RATES["api_key"])."""
+
+    scope = "api_key"
+
+    def get_cache_key(self, request, view):
+        if request.auth is None:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.prefix}
+
+
 class HasApiKey(BasePermission):
     def has_permission(self, request, view):
         return request.auth is not None
@@ -37,6 +59,7 @@ class HasApiKey(BasePermission):
 class AppApi(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasApiKey]
+    throttle_classes = [ApiKeyRateThrottle]
 
     @property
     def app(self):
@@ -89,6 +112,12 @@ class GenerateApi(AppApi):
                 raise serializers.ValidationError(f"at most {limit}")
             return value
 
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer},
+        examples=[OpenApiExample("chain", value={"prompt": "Start with 40. Take away 7. What is the result?"})],
+        description="Generate with the serving model; the answer is split into steps and scored.",
+    )
     def post(self, request):
         if isinstance(request.data, dict) and isinstance(request.data.get("prompt"), str):
             _check_prompt_size(request.data["prompt"])
@@ -106,6 +135,7 @@ class GenerateApi(AppApi):
 
 
 class OutputDetailApi(AppApi):
+    @extend_schema(responses={200: OutputSerializer}, description="One of the caller's outputs (another app's is a 404).")
     def get(self, request, output_id):
         output = get_object_or_404(Output.objects.select_related("model_version"), uuid=output_id, app=self.app)
         return Response(OutputSerializer(output).data)

@@ -60,6 +60,35 @@ def _database_url() -> str:
     return f"postgres://{db.get('USER') or 'postgres'}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
+def start_worker(broker_url: str, name: str) -> subprocess.Popen:
+    """A real Celery worker process on ``broker_url`` and the test database."""
+    log_path = Path(settings.VAR_DIR) / f"{name}.log"
+    env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": broker_url,
+           "COGLOOP_EVAL_SIZE": str(settings.COGLOOP_EVAL_SIZE)}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "cogloop", "worker", "-Q", "training,default",
+             "--pool", "solo", "--loglevel", "INFO", "--hostname", f"{name}-{os.getpid()}@%h"],
+            cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    from cogloop.celery import app
+
+    deadline = time.monotonic() + 60
+    with app.connection_for_write(broker_url) as conn:
+        while not app.control.ping(timeout=1, connection=conn):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the worker did not start: {log_path.read_text()[-2000:]}")
+    return proc
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 @pytest.fixture
 def celery_worker_process(transactional_db):
     """A real Celery worker process on the real Redis broker and the test database."""
@@ -68,23 +97,6 @@ def celery_worker_process(transactional_db):
     import redis
 
     redis.Redis.from_url(settings.REDIS_URL).flushdb()  # no stale messages from an earlier run
-    log_path = Path(settings.VAR_DIR) / "test-worker.log"
-    env = {**os.environ, "DATABASE_URL": _database_url(), "COGLOOP_EVAL_SIZE": str(settings.COGLOOP_EVAL_SIZE)}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "cogloop", "worker", "-Q", "training,default",
-             "--pool", "solo", "--loglevel", "INFO", "--hostname", f"test-{os.getpid()}@%h"],
-            cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    from cogloop.celery import app
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not app.control.ping(timeout=1):
-        if proc.poll() is not None:
-            pytest.fail(f"the worker exited: {log_path.read_text()[-2000:]}")
+    proc = start_worker(settings.REDIS_URL, "test-worker")
     yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    stop_process(proc)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback
 
 from inference.engine import loading
 
@@ -118,6 +119,7 @@ def finetune(
         train_config=config,
         callbacks=[ProgressCallback(on_progress)],
     )
+    trainer.remove_callback(PrinterCallback)  # progress goes to on_progress (the run row) instead
     started = time.monotonic()
     result = trainer.train()
     seconds = time.monotonic() - started

@@ -1,0 +1,109 @@
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from cogloop.errors import ApplicationError
+from feedback import services
+from feedback.models import Feedback
+from inference.api import AppApi, StrictCharField
+
+
+class FeedbackInputSerializer(serializers.Serializer):
+    output_id = serializers.UUIDField()
+    rating = serializers.IntegerField(required=False, min_value=1, max_value=5)
+    thumb = serializers.ChoiceField(choices=["up", "down"], required=False)
+    comment = StrictCharField(required=False, allow_blank=True, max_length=settings.FEEDBACK_MAX_COMMENT_CHARS,
+                              trim_whitespace=False)
+    flags = serializers.ListField(child=StrictCharField(max_length=50), required=False, max_length=20)
+    idempotency_key = StrictCharField(required=False, max_length=200)
+
+    def validate_rating(self, value):
+        if isinstance(self.initial_data.get("rating"), bool):
+            raise serializers.ValidationError("A valid integer is required.")
+        return value
+
+    def validate(self, data):
+        if data.get("rating") is None and data.get("thumb") is None and not data.get("flags"):
+            raise serializers.ValidationError({"rating": ["give a rating (1-5), a thumb (up/down) or flags"]})
+        if "thumb" in data:
+            data["thumb"] = data["thumb"] == "up"
+        return data
+
+
+class FeedbackOutputSerializer(serializers.ModelSerializer):
+    output_id = serializers.UUIDField(source="output.uuid")
+    thumb = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Feedback
+        fields = ["id", "output_id", "rating", "thumb", "comment", "flags", "created_at"]
+
+    def get_thumb(self, fb) -> str | None:
+        return None if fb.thumb is None else ("up" if fb.thumb else "down")
+
+
+def _payload(validated: dict) -> dict:
+    """What the idempotency hash covers: the feedback itself, not the key."""
+    return {k: (str(v) if k == "output_id" else v) for k, v in validated.items() if k != "idempotency_key"}
+
+
+EXAMPLE = {"output_id": "3f0c7f0e-8a55-4c1b-9f43-2f6a1f1d2b7e", "rating": 2, "comment": "step 2 is wrong",
+           "flags": ["wrong_answer"]}
+
+
+class FeedbackCreateApi(AppApi):
+    @extend_schema(
+        request=FeedbackInputSerializer,
+        responses={201: FeedbackOutputSerializer, 200: FeedbackOutputSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+                                     description="replays return the first result; another body is a 409")],
+        examples=[OpenApiExample("rating", value=EXAMPLE), OpenApiExample("thumb", value={
+            "output_id": EXAMPLE["output_id"], "thumb": "down"})],
+        description="Feedback on one of the caller's outputs. 201 on create, 200 on an idempotent replay.",
+    )
+    def post(self, request):
+        data = FeedbackInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key") or data.validated_data.get("idempotency_key")
+        payload = _payload(data.validated_data)
+        fb, created = services.feedback_create(app=self.app, data=payload, idempotency_key=key)
+        response = Response(FeedbackOutputSerializer(fb).data, status=status.HTTP_201_CREATED if created else 200)
+        if not created:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+class FeedbackBulkCreateApi(AppApi):
+    @extend_schema(
+        request=inline_serializer("FeedbackBulkInput", {"items": FeedbackInputSerializer(many=True)}),
+        responses={200: inline_serializer("FeedbackBulkResult", {
+            "created": serializers.IntegerField(), "replayed": serializers.IntegerField(),
+            "errors": serializers.IntegerField(), "results": serializers.ListField(child=serializers.DictField()),
+        })},
+        examples=[OpenApiExample("two items", value={"items": [EXAMPLE, {**EXAMPLE, "rating": 5, "flags": []}]})],
+        description=f"Up to {settings.FEEDBACK_BULK_MAX_ITEMS} items. Valid items are written, invalid ones "
+        "reported per item (index, code, field errors); a malformed envelope writes nothing.",
+    )
+    def post(self, request):
+        items = request.data.get("items") if isinstance(request.data, dict) else None
+        limit = settings.FEEDBACK_BULK_MAX_ITEMS
+        if not isinstance(items, list) or not items:
+            raise ApplicationError("the body must be {\"items\": [...]} with at least one item",
+                                   code="validation_error", extra={"fields": {"items": ["a non-empty list"]}})
+        if len(items) > limit:
+            raise ApplicationError(f"{len(items)} items; at most {limit} per request", code="too_many_items",
+                                   status=413, extra={"fields": {"items": [f"at most {limit}"]}, "limit": limit})
+        prepared = []
+        for raw in items:
+            s = FeedbackInputSerializer(data=raw if isinstance(raw, dict) else {"_": raw})
+            if not isinstance(raw, dict):
+                prepared.append({"errors": {"non_field_errors": ["each item must be an object"]}})
+            elif s.is_valid():
+                prepared.append({"data": _payload(s.validated_data), "idempotency_key": s.validated_data.get("idempotency_key")})
+            else:
+                prepared.append({"errors": s.errors})
+        results = services.feedback_create_bulk(app=self.app, items=prepared)
+        counts = {k: sum(r["status"] == k for r in results) for k in ("created", "replayed", "error")}
+        return Response({"created": counts["created"], "replayed": counts["replayed"], "errors": counts["error"],
+                         "results": results})

@@ -1,0 +1,9 @@
+from celery import shared_task
+
+from feedback import services
+
+
+@shared_task(name="feedback.feedback_apply_capture", acks_late=True)
+def feedback_apply_capture(feedback_ids: list[int]) -> None:
+    for feedback_id in feedback_ids:
+        services.feedback_apply_capture(feedback_id=feedback_id)

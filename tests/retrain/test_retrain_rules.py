@@ -1,0 +1,55 @@
+import pytest
+
+from cogloop.errors import ApplicationError
+from retrain import services
+from retrain.models import DatasetVersion, TrainingRun
+
+
+def test_dataset_build_without_new_samples_makes_no_version(db):
+    with pytest.raises(ApplicationError, match="no new approved samples"):
+        services.dataset_version_build(period="2026-11")
+    assert DatasetVersion.objects.count() == 0
+
+
+@pytest.fixture
+def dataset(db):
+    return DatasetVersion.objects.create(period="2026-10", sha256="0" * 64)
+
+
+@pytest.mark.parametrize(
+    "recipe, config, message",
+    [
+        ("bogus", {}, "unknown recipe"),
+        ("lora-all", {"alpha": 1.5}, "alpha must lie in"),
+        ("lora-all", {"gamma": -0.1}, "gamma must lie in"),
+        ("lora-all", {"alpha": 0}, "alpha must be positive"),
+        ("lora-all", {"nonsense": 1}, "unknown training option"),
+    ],
+)
+def test_invalid_recipe_or_loss_weights_are_refused_before_a_run(dataset, recipe, config, message):
+    from inference.services import model_version_ensure_base
+
+    model_version_ensure_base()
+    with pytest.raises(ApplicationError, match=message):
+        services.training_run_start(dataset=dataset, recipe=recipe, period="2026-Q4", config=config)
+    assert TrainingRun.objects.count() == 0
+
+
+def test_second_run_in_a_quarter_is_refused_naming_the_first(dataset, django_capture_on_commit_callbacks):
+    from inference.services import model_version_ensure_base
+
+    model_version_ensure_base()
+    first = services.training_run_start(dataset=dataset, period="2026-Q4")  # on_commit never fires here
+    with pytest.raises(ApplicationError, match=f"training run {first.pk}"):
+        services.training_run_start(dataset=dataset, period="2026-Q4")
+
+
+def test_gate_refuses_a_slice_regression_even_with_overall_gain():
+    serving = {"overall": {"accuracy": 0.60}, "slices": {"a": {"accuracy": 0.0}, "b": {"accuracy": 0.90}}}
+    candidate = {"overall": {"accuracy": 0.80}, "slices": {"a": {"accuracy": 0.90}, "b": {"accuracy": 0.70}}}
+    decision = services.gate_decide(serving=serving, candidate=candidate, min_gain=0.02, tolerance=0.05)
+    assert not decision["promote"] and "b" in decision["reason"]
+    decision = services.gate_decide(serving=serving, candidate=candidate, min_gain=0.02, tolerance=0.25)
+    assert decision["promote"]
+    flat = services.gate_decide(serving=serving, candidate=serving, min_gain=0.02, tolerance=0.05)
+    assert not flat["promote"] and "below the required" in flat["reason"]
