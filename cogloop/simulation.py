@@ -34,6 +34,28 @@ def send_traffic(api_key: str, prompts: list[str], *, on_each=None) -> list[dict
     return results
 
 
+def send_user_feedback(api_key: str, outputs: list[dict], *, share: float, seed: int) -> dict:
+    """Product users who know the right answer rate a share of the answers, in one bulk call."""
+    import random
+
+    rng = random.Random(seed)
+    items = []
+    for out in outputs:
+        if rng.random() >= share:
+            continue
+        solved = workload.solve(out["prompt"])
+        right = solved is not None and f"The answer is {solved.answer}." in out["answer"]
+        items.append({"output_id": out["id"], "thumb": "up" if right else "down",
+                      "idempotency_key": f"sim-{out['id']}"})
+    if not items:
+        return {"created": 0, "errors": 0}
+    response = Client().post("/api/v1/feedback/bulk", {"items": items}, content_type="application/json",
+                             headers={"Authorization": f"Bearer {api_key}"})
+    if response.status_code != 200:
+        raise RuntimeError(f"bulk feedback failed with {response.status_code}: {response.content[:300]!r}")
+    return response.json()
+
+
 def correction_for(output_steps: list[dict], prompt: str) -> dict | None:
     """What a careful reviewer submits for an output: correct steps, labels, the first wrong step."""
     solved = workload.solve(prompt)

@@ -35,15 +35,10 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         self.t0 = time.monotonic()
         call_command("migrate", verbosity=0, interactive=False)
-        from feedback.models import ReviewItem
         from inference import serving, services as inference_services
-        from inference.engine import workload
         from inference.models import ProductApp
         from retrain import services as retrain_services
-        from retrain.models import TrainingRun
         from retrain.trainer.evaluate import evaluate_items, summarize
-
-        from cogloop import simulation
 
         User = get_user_model()
         for username, password, staff in DEMO_USERS:
@@ -69,32 +64,55 @@ class Command(BaseCommand):
 
         before = measure("before")
 
-        queued_before = ReviewItem.objects.count()
+        worker = self.start_worker()
+        try:
+            self.loop(opts, api_key, before, items, measure)
+            if not opts["no_serve"]:
+                self.serve(opts, api_key)
+        finally:
+            self.stop_worker(worker)
+
+    def loop(self, opts, api_key, before, items, measure):
+        from django.db.models import Count
+
+        from cogloop import simulation
+        from cogloop.models import OutboxMessage
+        from feedback.models import ReviewItem
+        from inference import serving
+        from inference.engine import workload
+        from retrain import services as retrain_services
+        from retrain.models import DatasetVersion, TrainingRun
+
         traffic = [p.prompt for p in workload.problems(opts["traffic"], seed=opts["seed"], split="train")]
         self.say(f"sending {len(traffic)} product requests to POST /api/v1/generate ...")
-        simulation.send_traffic(api_key, traffic)
-        captured = ReviewItem.objects.count() - queued_before
-        self.say(f"{captured} outputs captured into the review queue")
+        outputs = simulation.send_traffic(api_key, traffic)
+        fb = simulation.send_user_feedback(api_key, outputs, share=0.3, seed=opts["seed"])
+        self.say(f"simulated users sent {fb['created']} thumbs through POST /api/v1/feedback/bulk")
+        # The worker applies the capture policy to the feedback: wait for the queue to settle.
+        deadline, last = time.monotonic() + 60, -1
+        while time.monotonic() < deadline:
+            count = ReviewItem.objects.count()
+            if count == last and not OutboxMessage.objects.filter(sent_at__isnull=True).exists():
+                break
+            last = count
+            time.sleep(2)
+        reasons = dict(ReviewItem.objects.values_list("reason").annotate(n=Count("pk")).values_list("reason", "n"))
+        captured = sum(reasons.values())
+        self.say(f"{captured} outputs captured into the review queue {reasons}")
 
         annotated = simulation.review_queue("reviewer", "cogloop-review")
         self.say(f"simulated reviewer annotated {annotated} items through the review pages")
 
         period = retrain_services.current_period()
-        from retrain.models import DatasetVersion
-
         dataset = DatasetVersion.objects.filter(period=period).first()
         if dataset is None:
             dataset = retrain_services.dataset_version_build(period=period)
         self.say(f"dataset {dataset.period}: {dataset.counts} (sha256 {dataset.sha256[:12]})")
 
-        worker = self.start_worker()
-        try:
-            config = {"epochs": opts["epochs"]} if opts["epochs"] else {}
-            run = retrain_services.training_run_start(dataset=dataset, recipe=opts["recipe"], config=config)
-            self.say(f"training run {run.pk} ({run.recipe}) queued for the Celery worker")
-            run = self.wait_for_run(run)
-        finally:
-            self.stop_worker(worker)
+        config = {"epochs": opts["epochs"]} if opts["epochs"] else {}
+        run = retrain_services.training_run_start(dataset=dataset, recipe=opts["recipe"], config=config)
+        self.say(f"training run {run.pk} ({run.recipe}) queued for the Celery worker")
+        run = self.wait_for_run(run)
         if run.stage != TrainingRun.Stage.DONE:
             raise CommandError(f"training run {run.pk} ended in {run.stage}: {run.error}")
         decision = run.decision
@@ -106,8 +124,8 @@ class Command(BaseCommand):
             self.say(f"serving process swapped to {run.result_version.name}")
         after = measure("after")
         self.report(before, after, captured, annotated, dataset, run)
-        if opts["no_serve"]:
-            return
+
+    def serve(self, opts, api_key):
         self.stdout.write(
             f"\nServing the review UI and API on http://{opts['addr']}/ (Ctrl-C to stop)\n"
             f"  reviewer login: reviewer / cogloop-review     admin login: admin / cogloop-admin\n"
@@ -121,7 +139,8 @@ class Command(BaseCommand):
         cmd = [sys.executable, "-m", "celery", "-A", "cogloop", "worker", "-Q", "training,default",
                "--pool", "solo", "--loglevel", "WARNING"]
         log = open(Path(settings.VAR_DIR) / "demo-worker.log", "ab")
-        self.say("started a Celery worker (filesystem broker under var/broker)")
+        self.say("started a Celery worker (it applies feedback and trains; broker: "
+                 f"{'Redis' if settings.REDIS_URL else 'filesystem under ' + str(settings.BROKER_DIR)})")
         return subprocess.Popen(cmd, cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ}, start_new_session=True)
 
