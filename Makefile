@@ -38,6 +38,10 @@ serve: setup
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py runserver 127.0.0.1:8000
 
+# Benchmarks print markdown tables; results and their context live in docs/benchmarks.md.
+bench: setup services
+	$(PY) tests/bench/bench_feedback.py
+
 tiny-model: setup
 	$(PY) manage.py tiny_pretrain $(ARGS)
 

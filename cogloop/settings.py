@@ -71,6 +71,9 @@ TEMPLATES = [
 
 if env("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
+    # Persistent connections: a new PostgreSQL connection per request costs more than the request.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     # WAL and IMMEDIATE transactions let the web process and the worker share the file.
     DATABASES = {

@@ -6,22 +6,36 @@ from rest_framework.response import Response
 from cogloop.errors import ApplicationError
 from feedback import services
 from feedback.models import Feedback
+from feedback.validation import validate_feedback_item
 from inference.api import AppApi, StrictCharField
 
 
+class StrictIntegerField(serializers.IntegerField):
+    """An IntegerField that refuses booleans (JSON true is not a rating of 1)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A UUIDField that wants the UUID's text, not an integer that happens to convert."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
 class FeedbackInputSerializer(serializers.Serializer):
-    output_id = serializers.UUIDField()
-    rating = serializers.IntegerField(required=False, min_value=1, max_value=5)
+    output_id = StrictUUIDField()
+    rating = StrictIntegerField(required=False, min_value=1, max_value=5)
     thumb = serializers.ChoiceField(choices=["up", "down"], required=False)
     comment = StrictCharField(required=False, allow_blank=True, max_length=settings.FEEDBACK_MAX_COMMENT_CHARS,
                               trim_whitespace=False)
     flags = serializers.ListField(child=StrictCharField(max_length=50), required=False, max_length=20)
     idempotency_key = StrictCharField(required=False, max_length=200)
-
-    def validate_rating(self, value):
-        if isinstance(self.initial_data.get("rating"), bool):
-            raise serializers.ValidationError("A valid integer is required.")
-        return value
 
     def validate(self, data):
         if data.get("rating") is None and data.get("thumb") is None and not data.get("flags"):
@@ -96,13 +110,14 @@ class FeedbackBulkCreateApi(AppApi):
                                    status=413, extra={"fields": {"items": [f"at most {limit}"]}, "limit": limit})
         prepared = []
         for raw in items:
-            s = FeedbackInputSerializer(data=raw if isinstance(raw, dict) else {"_": raw})
             if not isinstance(raw, dict):
                 prepared.append({"errors": {"non_field_errors": ["each item must be an object"]}})
-            elif s.is_valid():
-                prepared.append({"data": _payload(s.validated_data), "idempotency_key": s.validated_data.get("idempotency_key")})
+                continue
+            valid, errors = validate_feedback_item(raw, max_comment=settings.FEEDBACK_MAX_COMMENT_CHARS)
+            if errors:
+                prepared.append({"errors": errors})
             else:
-                prepared.append({"errors": s.errors})
+                prepared.append({"data": _payload(valid), "idempotency_key": valid.get("idempotency_key")})
         results = services.feedback_create_bulk(app=self.app, items=prepared)
         counts = {k: sum(r["status"] == k for r in results) for k in ("created", "replayed", "error")}
         return Response({"created": counts["created"], "replayed": counts["replayed"], "errors": counts["error"],

@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -174,14 +174,9 @@ def feedback_create_bulk(*, app: ProductApp, items: list[dict]) -> list[dict]:
     keyed = {it["idempotency_key"]: i for i, it in enumerate(items) if "errors" not in it and it.get("idempotency_key")}
     hashes = {i: request_hash(it["data"]) for i, it in enumerate(items) if "errors" not in it}
     with transaction.atomic():
-        earlier = {
-            fb.idempotency_key: fb
-            for fb in Feedback.objects.filter(app=app, idempotency_key__in=list(keyed)).only(
-                "pk", "idempotency_key", "request_hash"
-            )
-        }
+        earlier = _earlier_feedback(app=app, keys=list(keyed))
         wanted = {str(it["data"]["output_id"]) for it in items if "errors" not in it}
-        outputs = {str(u): pk for pk, u in Output.objects.filter(app=app, uuid__in=wanted).values_list("pk", "uuid")}
+        outputs = _output_pks(app=app, uuids=list(wanted))
         seen_keys: dict[str, int] = {}
         to_create: list[tuple[int, Feedback]] = []
         for i, it in enumerate(items):
@@ -207,17 +202,72 @@ def feedback_create_bulk(*, app: ProductApp, items: list[dict]) -> list[dict]:
                 continue
             if key:
                 seen_keys[key] = i
-            to_create.append((i, Feedback(
-                app=app, output_id=output_pk, rating=data.get("rating"), thumb=data.get("thumb"),
-                comment=data.get("comment", ""), flags=data.get("flags", []), idempotency_key=key,
-                request_hash=hashes[i],
-            )))
-        created = Feedback.objects.bulk_create([fb for _, fb in to_create], batch_size=1000)
-        for (i, _), fb in zip(to_create, created):
-            results[i] = {"index": i, "status": "created", "id": fb.pk}
+            to_create.append((i, {
+                "output_id": output_pk, "app_id": app.pk, "rating": data.get("rating"), "thumb": data.get("thumb"),
+                "comment": data.get("comment", ""), "flags": data.get("flags", []), "idempotency_key": key,
+                "request_hash": hashes[i],
+            }))
+        created = _insert_many([row for _, row in to_create])
+        for (i, _), pk in zip(to_create, created):
+            results[i] = {"index": i, "status": "created", "id": pk}
         if created:
-            outbox_enqueue(task_name=FEEDBACK_CAPTURE_TASK, payload={"feedback_ids": [fb.pk for fb in created]})
+            outbox_enqueue(task_name=FEEDBACK_CAPTURE_TASK, payload={"feedback_ids": created})
     return results  # type: ignore[return-value]
+
+
+def _earlier_feedback(*, app: ProductApp, keys: list[str]) -> dict[str, Feedback]:
+    """Feedback already stored under these keys. On PostgreSQL one array parameter
+    (``= ANY``) instead of an IN list of a thousand placeholders, which costs more to build
+    and plan than the lookup itself."""
+    if connection.vendor == "postgresql" and keys:
+        rows = Feedback.objects.raw(
+            f"SELECT id, idempotency_key, request_hash FROM {Feedback._meta.db_table}"
+            " WHERE app_id = %s AND idempotency_key = ANY(%s)", [app.pk, keys],
+        )
+    else:
+        rows = Feedback.objects.filter(app=app, idempotency_key__in=keys).only("pk", "idempotency_key", "request_hash")
+    return {fb.idempotency_key: fb for fb in rows}
+
+
+def _output_pks(*, app: ProductApp, uuids: list[str]) -> dict[str, int]:
+    """{uuid: pk} of the caller's own outputs among ``uuids`` (see _earlier_feedback on ANY)."""
+    if connection.vendor == "postgresql" and uuids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, uuid FROM {Output._meta.db_table} WHERE app_id = %s AND uuid = ANY(%s::uuid[])",
+                [app.pk, uuids],
+            )
+            return {str(u): pk for pk, u in cursor.fetchall()}
+    return {str(u): pk for pk, u in Output.objects.filter(app=app, uuid__in=uuids).values_list("pk", "uuid")}
+
+
+INSERT_COLUMNS = ("output_id", "app_id", "rating", "thumb", "comment", "flags", "idempotency_key", "request_hash")
+
+
+def _insert_many(rows: list[dict]) -> list[int]:
+    """Insert many feedback rows (plain dicts), returning their ids in order.
+
+    On PostgreSQL: COPY into pre-allocated ids, several times faster than a multi-row
+    INSERT of model instances; elsewhere bulk_create. The unique constraint on
+    (app, idempotency_key) guards both.
+    """
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        return [fb.pk for fb in Feedback.objects.bulk_create([Feedback(**r) for r in rows], batch_size=1000)]
+    now = timezone.now()
+    table = Feedback._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(rows)]
+        )
+        ids = [r[0] for r in cursor.fetchall()]
+        columns = ", ".join(("id", *INSERT_COLUMNS, "created_at"))
+        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for pk, r in zip(ids, rows):
+                copy.write_row((pk, r["output_id"], r["app_id"], r["rating"], r["thumb"], r["comment"],
+                                json.dumps(r["flags"]), r["idempotency_key"], r["request_hash"], now))
+    return ids
 
 
 # -- the review queue -----------------------------------------------------------------------
