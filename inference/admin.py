@@ -1,4 +1,6 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+
+from inference import services
 
 from inference.models import ApiKey, ModelVersion, Output, ProductApp
 
@@ -6,12 +8,32 @@ from inference.models import ApiKey, ModelVersion, Output, ProductApp
 @admin.register(ProductApp)
 class ProductAppAdmin(admin.ModelAdmin):
     list_display = ["name", "created_at"]
+    search_fields = ["name"]
+    actions = ["create_api_key"]
+
+    @admin.action(description="Create an API key (shown once)")
+    def create_api_key(self, request, queryset):
+        for app in queryset:
+            _, plaintext = services.api_key_create(app=app, name=f"admin {request.user.username}")
+            self.message_user(request, f"New key for {app.name} (copy it now, it is not stored): {plaintext}",
+                              messages.WARNING)
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["prefix", "app", "name", "created_at", "revoked_at"]
-    readonly_fields = ["prefix", "hashed_secret"]
+    list_filter = ["app", ("revoked_at", admin.EmptyFieldListFilter)]
+    readonly_fields = ["app", "prefix", "hashed_secret", "created_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False  # keys are created by the ProductApp action, so the plaintext is shown once
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request, queryset):
+        for key in queryset:
+            services.api_key_revoke(prefix=key.prefix)
+        self.message_user(request, f"Revoked {queryset.count()} key(s).")
 
 
 @admin.register(ModelVersion)

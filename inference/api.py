@@ -5,6 +5,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
@@ -132,6 +133,23 @@ class GenerateApi(AppApi):
             idempotency_key=request.headers.get("Idempotency-Key") or v.get("idempotency_key"),
         )
         return Response(OutputSerializer(output).data, status=status.HTTP_201_CREATED)
+
+
+class OutputCursorPagination(CursorPagination):
+    page_size = 50
+    max_page_size = 500
+    page_size_query_param = "page_size"
+    ordering = "-id"
+
+
+class OutputListApi(AppApi):
+    @extend_schema(responses={200: OutputSerializer(many=True)},
+                   description="The caller's outputs, newest first, cursor-paginated.")
+    def get(self, request):
+        queryset = Output.objects.filter(app=self.app).select_related("model_version")
+        paginator = OutputCursorPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(OutputSerializer(page, many=True).data)
 
 
 class OutputDetailApi(AppApi):

@@ -36,6 +36,17 @@ def api_key_create(*, app: ProductApp, name: str) -> tuple[ApiKey, str]:
     return key, f"cl_{prefix}.{secret}"
 
 
+@transaction.atomic
+def api_key_revoke(*, prefix: str) -> ApiKey:
+    key = ApiKey.objects.select_for_update().filter(prefix=prefix).first()
+    if key is None:
+        raise ApplicationError(f"no API key with prefix {prefix!r}", code="not_found", status=404)
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key
+
+
 def api_key_authenticate(*, raw: str) -> ApiKey | None:
     if not raw.startswith("cl_") or "." not in raw:
         return None

@@ -102,3 +102,42 @@ def test_idempotency_key_replays_the_first_output(api_client, api_key):
     again = api_client.post(GENERATE, data=json.dumps(prompt), content_type="application/json", headers=headers)
     assert first.json()["id"] == again.json()["id"]
     assert Output.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_output_list_is_scoped_paginated_and_constant_in_queries(
+    api_client, api_key, other_api_key, product_app, django_assert_max_num_queries
+):
+    from inference.models import ProductApp
+    from inference.services import output_create
+
+    other = ProductApp.objects.get(name="other")
+    text = "Step 1 [deduction]: 1 + 1 = 2\n</think>\n\nThe answer is 2."
+    mine = [output_create(app=product_app, prompt=f"p{i}", raw_text=text) for i in range(7)]
+    output_create(app=other, prompt="theirs", raw_text=text)
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with django_assert_max_num_queries(4):  # key, page, (no per-row queries)
+        page = api_client.get("/api/v1/outputs?page_size=5", headers=headers).json()
+    assert [o["id"] for o in page["results"]] == [str(o.uuid) for o in reversed(mine)][:5]
+    rest = api_client.get(page["next"], headers=headers).json()
+    assert len(rest["results"]) == 2 and rest["next"] is None
+    theirs = api_client.get("/api/v1/outputs", headers={"Authorization": f"Bearer {other_api_key}"}).json()
+    assert [o["prompt"] for o in theirs["results"]] == ["theirs"]
+
+
+@pytest.mark.django_db
+def test_api_key_command_creates_shows_once_and_revokes(api_client):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from inference.models import ApiKey
+
+    out = StringIO()
+    call_command("apikey", "create", "cli-app", stdout=out)
+    key = out.getvalue().strip()
+    assert key.startswith("cl_") and key not in str(list(ApiKey.objects.values()))
+    headers = {"Authorization": f"Bearer {key}"}
+    assert api_client.get("/api/v1/outputs", headers=headers).status_code == 200
+    call_command("apikey", "revoke", key.split(".")[0], stdout=StringIO())
+    assert api_client.get("/api/v1/outputs", headers=headers).status_code == 401
