@@ -160,10 +160,16 @@ COGLOOP = {
     "SCORE_WEIGHT_CONSISTENCY": env.float("SCORE_WEIGHT_CONSISTENCY", default=0.6),
     "SCORE_WEIGHT_ADAPTABILITY": env.float("SCORE_WEIGHT_ADAPTABILITY", default=0.4),
     "MAX_PROMPT_CHARS": env.int("MAX_PROMPT_CHARS", default=4000),
+    "MAX_OUTPUT_CHARS": env.int("MAX_OUTPUT_CHARS", default=200000),
     "MAX_NEW_TOKENS_LIMIT": env.int("MAX_NEW_TOKENS_LIMIT", default=512),
     "DEFAULT_MAX_NEW_TOKENS": env.int("DEFAULT_MAX_NEW_TOKENS", default=96),
     "CAPTURE_SCORE_BELOW": env.float("CAPTURE_SCORE_BELOW", default=0.6),
     "GATE_MIN_GAIN": env.float("GATE_MIN_GAIN", default=0.02),
+    # Dynamic batching (inference/engine/batcher.py).
+    "BATCH_SIMPLE_MAX": env.int("BATCH_SIMPLE_MAX", default=32),
+    "BATCH_COMPLEX_MAX": env.int("BATCH_COMPLEX_MAX", default=4),
+    "BATCH_MAX_WAIT_MS": env.float("BATCH_MAX_WAIT_MS", default=10.0),
+    "GENERATE_TIMEOUT_S": env.float("GENERATE_TIMEOUT_S", default=120.0),
     "GATE_SLICE_TOLERANCE": env.float("GATE_SLICE_TOLERANCE", default=0.05),
 }
 

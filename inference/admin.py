@@ -41,6 +41,26 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["name", "status", "recipe", "promoted_at", "created_at"]
     list_filter = ["status", "recipe"]
     readonly_fields = ["manifest", "sha256", "promotion_history"]
+    actions = ["promote", "rollback"]
+
+    @admin.action(description="Promote (every serving process swaps to it)")
+    def promote(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
+            return
+        version = services.model_version_promote(version=queryset.get(), reason=f"admin {request.user.username}")
+        self.message_user(request, f"{version.name} is active; serving processes are swapping to it.")
+
+    @admin.action(description="Roll back to the version it replaced")
+    def rollback(self, request, queryset):
+        from cogloop.errors import ApplicationError
+
+        try:
+            previous = services.model_version_rollback(version=queryset.get(), by=request.user.username)
+        except (ApplicationError, ModelVersion.MultipleObjectsReturned) as exc:
+            self.message_user(request, getattr(exc, "message", "Select exactly one version."), messages.ERROR)
+            return
+        self.message_user(request, f"Rolled back: {previous.name} is active again.")
 
 
 @admin.register(Output)

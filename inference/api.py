@@ -1,19 +1,19 @@
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers, status
-from rest_framework.authentication import BaseAuthentication
+from rest_framework.authentication import BaseAuthentication, BasicAuthentication, SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.pagination import CursorPagination
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from cogloop.errors import ApplicationError
 from inference import services
-from inference.models import Output
+from inference.models import ModelVersion, Output
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -142,7 +142,40 @@ class OutputCursorPagination(CursorPagination):
     ordering = "-id"
 
 
-class OutputListApi(AppApi):
+class OutputsApi(AppApi):
+    """GET lists the caller's outputs; POST scores an answer produced elsewhere."""
+
+    class InputSerializer(serializers.Serializer):
+        prompt = StrictCharField(trim_whitespace=True)
+        text = StrictCharField(trim_whitespace=False, help_text="the model's raw output, reasoning and answer")
+        idempotency_key = StrictCharField(required=False, max_length=200)
+
+        def validate_text(self, value):
+            limit = settings.COGLOOP["MAX_OUTPUT_CHARS"]
+            if len(value) > limit:
+                raise serializers.ValidationError(f"at most {limit} characters")
+            return value
+
+    @extend_schema(
+        request=InputSerializer, responses={201: OutputSerializer},
+        examples=[OpenApiExample("made with vLLM", value={
+            "prompt": "Start with 40. Take away 7. What is the result?",
+            "text": "Step 1 [deduction]: 40 - 7 = 33\n</think>\n\nThe answer is 33."})],
+        description="Score an answer generated elsewhere (vLLM, another host): same parsing, same score, "
+        "same capture policy.",
+    )
+    def post(self, request):
+        if isinstance(request.data, dict) and isinstance(request.data.get("prompt"), str):
+            _check_prompt_size(request.data["prompt"])
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        output = services.output_create(
+            app=self.app, prompt=v["prompt"], raw_text=v["text"], source=Output.Source.EXTERNAL,
+            idempotency_key=request.headers.get("Idempotency-Key") or v.get("idempotency_key"),
+        )
+        return Response(OutputSerializer(output).data, status=status.HTTP_201_CREATED)
+
     @extend_schema(responses={200: OutputSerializer(many=True)},
                    description="The caller's outputs, newest first, cursor-paginated.")
     def get(self, request):
@@ -157,3 +190,32 @@ class OutputDetailApi(AppApi):
     def get(self, request, output_id):
         output = get_object_or_404(Output.objects.select_related("model_version"), uuid=output_id, app=self.app)
         return Response(OutputSerializer(output).data)
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "name", "status", "recipe", "sha256", "promoted_at", "promotion_history", "metrics"]
+
+
+class ModelVersionPromoteApi(APIView):
+    """Admin only (a staff session or HTTP basic auth of a staff user)."""
+
+    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses={200: ModelVersionSerializer},
+                   description="Make this version the one every serving process answers with.")
+    def post(self, request, version_id):
+        version = get_object_or_404(ModelVersion, pk=version_id)
+        version = services.model_version_promote(version=version, reason=f"promoted by {request.user.username}")
+        return Response(ModelVersionSerializer(version).data)
+
+
+class ModelVersionRollbackApi(ModelVersionPromoteApi):
+    @extend_schema(request=None, responses={200: ModelVersionSerializer},
+                   description="Put back the version this one replaced (this one must be active).")
+    def post(self, request, version_id):
+        version = get_object_or_404(ModelVersion, pk=version_id)
+        previous = services.model_version_rollback(version=version, by=request.user.username)
+        return Response(ModelVersionSerializer(previous).data)

@@ -142,7 +142,39 @@ def model_version_promote(*, version: ModelVersion, reason: str) -> ModelVersion
     version.promotion_history = [*version.promotion_history, {"event": "promoted", "at": now.isoformat(), "reason": reason}]
     version.save(update_fields=["status", "promoted_at", "promotion_history"])
     log.info("promoted %s: %s", version.name, reason)
+    transaction.on_commit(lambda: _announce_swap(version.pk))
     return version
+
+
+SWAP_CHANNEL = "cogloop:model-swap"
+
+
+def _announce_swap(version_id: int) -> None:
+    """Tell serving processes now (Redis pub/sub); without Redis they notice by polling."""
+    if not settings.REDIS_URL:
+        return
+    try:
+        import redis
+
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).publish(SWAP_CHANNEL, str(version_id))
+    except Exception as exc:  # the registry is the truth; polling picks it up
+        log.warning("could not announce the swap over Redis: %s", exc)
+
+
+@transaction.atomic
+def model_version_rollback(*, version: ModelVersion, by: str) -> ModelVersion:
+    """Promote the version that ``version`` replaced. ``version`` must be the active one."""
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if version.status != ModelVersion.Status.ACTIVE:
+        raise ApplicationError(f"{version.name} is not the active version", code="not_active", status=409)
+    replaced = [
+        v for v in ModelVersion.objects.filter(status=ModelVersion.Status.RETIRED)
+        if any(e.get("event") == "retired" and e.get("by") == version.name for e in v.promotion_history)
+    ]
+    if not replaced:
+        raise ApplicationError(f"{version.name} replaced no earlier version", code="nothing_to_roll_back", status=409)
+    previous = max(replaced, key=lambda v: v.promoted_at or v.created_at)
+    return model_version_promote(version=previous, reason=f"rollback from {version.name} by {by}")
 
 
 @transaction.atomic

@@ -25,7 +25,6 @@ log = logging.getLogger("cogloop.inference")
 
 SLOT = ModelSlot()
 _load_lock = threading.Lock()
-_generate_lock = threading.Lock()
 _refused: dict[int, str] = {}  # version id -> why it was refused (not retried)
 SMOKE_PROMPT = "Start with 12. Add 3. What is the result?"
 
@@ -89,38 +88,72 @@ def _watch(interval: float) -> None:
 _watcher: threading.Thread | None = None
 
 
+def _listen() -> None:
+    """Swap as soon as a promotion is announced on Redis (production); polling stays the backstop."""
+    import redis
+    from django.db import close_old_connections
+
+    from inference.services import SWAP_CHANNEL
+
+    while True:
+        try:
+            pubsub = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(SWAP_CHANNEL)
+            for message in pubsub.listen():
+                if message.get("type") == "message":
+                    close_old_connections()
+                    sync_with_registry()
+        except Exception:
+            log.warning("model swap listener lost Redis; retrying in 5s", exc_info=True)
+            time.sleep(5)
+
+
 def start_watcher() -> None:
-    """Follow the registry from a daemon thread (serving entry points call this; tests do not)."""
+    """Follow the registry from daemon threads (serving entry points call this; tests do not)."""
     global _watcher
     if _watcher is None and settings.MODEL_WATCH_INTERVAL > 0:
         _watcher = threading.Thread(
             target=_watch, args=(settings.MODEL_WATCH_INTERVAL,), name="model-watcher", daemon=True
         )
         _watcher.start()
+        if settings.REDIS_URL:
+            threading.Thread(target=_listen, name="model-swap-listener", daemon=True).start()
+
+
+_batcher = None
+
+
+def batcher():
+    """The process's dynamic batcher over SLOT (created on first use)."""
+    global _batcher
+    if _batcher is None:
+        from inference.engine.batcher import BatcherConfig, DynamicBatcher
+
+        c = settings.COGLOOP
+        _batcher = DynamicBatcher(SLOT, BatcherConfig(
+            simple_max_batch=c["BATCH_SIMPLE_MAX"], complex_max_batch=c["BATCH_COMPLEX_MAX"],
+            max_wait_ms=c["BATCH_MAX_WAIT_MS"],
+        ))
+    return _batcher
 
 
 def generate(prompt: str, *, max_new_tokens: int, temperature: float) -> ServedText:
+    """Submit to the batcher and wait; the result names the version that generated it."""
     if SLOT.current is None:
         sync_with_registry()
-    loaded = SLOT.current
-    if loaded is None:
+    if SLOT.current is None:
         from cogloop.errors import ApplicationError
 
         raise ApplicationError("no model is being served", code="no_model", status=503)
     started = time.monotonic()
-    with _generate_lock:  # one generation at a time per process until the batcher lands
-        [result] = generate_batch(
-            loaded.model,
-            loaded.tokenizer,
-            [prompt],
-            GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature),
-        )
+    result = batcher().generate(prompt, GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature),
+                                timeout=settings.COGLOOP["GENERATE_TIMEOUT_S"])
     return ServedText(
-        text=result.text,
-        version_id=loaded.version_id,
+        text=result.generation.text,
+        version_id=result.version_id,
         latency_ms=int((time.monotonic() - started) * 1000),
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
+        prompt_tokens=result.generation.prompt_tokens,
+        completion_tokens=result.generation.completion_tokens,
     )
 
 

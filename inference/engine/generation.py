@@ -28,12 +28,21 @@ class Generation:
     seconds: float
 
 
-def generate_batch(model, tokenizer, prompts: list[str], params: GenerationParams) -> list[Generation]:
+def generate_batch(
+    model, tokenizer, prompts: list[str], params: GenerationParams, *, budgets: list[int] | None = None
+) -> list[Generation]:
+    """Generate for several prompts at once (left padding + attention mask).
+
+    ``budgets`` gives each sequence its own token budget (default: params.max_new_tokens):
+    a completion stops at its first EOS or at its budget, whichever comes first.
+    """
     import torch
 
     started = time.monotonic()
     texts = [prompt_text(tokenizer, p) for p in prompts]
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    device = next(model.parameters()).device
+    enc = {k: v.to(device) for k, v in enc.items()}
     kwargs = {
         "max_new_tokens": params.max_new_tokens,
         "pad_token_id": tokenizer.pad_token_id,
@@ -47,12 +56,12 @@ def generate_batch(model, tokenizer, prompts: list[str], params: GenerationParam
         out = model.generate(**enc, **kwargs)
     width = enc["input_ids"].shape[1]
     elapsed = time.monotonic() - started
+    budgets = budgets or [params.max_new_tokens] * len(prompts)
     results = []
     for row in range(len(prompts)):
-        new = out[row, width:]
-        new = new[new != tokenizer.pad_token_id]
-        if len(new) and new[-1] == tokenizer.eos_token_id:
-            new = new[:-1]
+        new = out[row, width : width + budgets[row]].tolist()
+        if tokenizer.eos_token_id in new:
+            new = new[: new.index(tokenizer.eos_token_id)]
         results.append(
             Generation(
                 text=tokenizer.decode(new, skip_special_tokens=False),
