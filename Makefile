@@ -41,6 +41,8 @@ serve: setup
 # Benchmarks print markdown tables; results and their context live in docs/benchmarks.md.
 bench: setup services
 	$(PY) tests/bench/bench_feedback.py
+	$(PY) tests/bench/bench_inference.py
+	$(PY) tests/bench/bench_int8.py
 
 tiny-model: setup
 	$(PY) manage.py tiny_pretrain $(ARGS)
