@@ -215,9 +215,17 @@ def output_create(
     prompt_tokens: int | None = None,
     completion_tokens: int | None = None,
     idempotency_key: str | None = None,
+    meta: dict | None = None,
 ) -> Output:
-    """Parse and score a text, store it as an Output, and run the output-created hooks."""
+    """Parse and score a text, store it as an Output, and run the output-created hooks.
+
+    ``meta`` is the metacognition head's reading (per-step strategies, confidence).
+    """
     parsed, parts = score_text(raw_text)
+    steps = steps_with_flags(parsed, parts)
+    if meta:
+        for step, predicted in zip(steps, meta.get("strategies", [])):
+            step["predicted_strategy"] = predicted
     try:
         with transaction.atomic():
             output = Output.objects.create(
@@ -226,12 +234,13 @@ def output_create(
                 prompt=prompt,
                 raw_text=raw_text,
                 reasoning=parsed.reasoning,
-                steps=steps_with_flags(parsed, parts),
+                steps=steps,
                 answer=parsed.answer,
                 cognition_score=parts.cognition_score,
                 consistency=parts.consistency,
                 adaptability=parts.adaptability,
                 score_parts=parts.to_dict(),
+                model_confidence=(meta or {}).get("confidence"),
                 model_version=model_version,
                 latency_ms=latency_ms,
                 prompt_tokens=prompt_tokens,
@@ -269,4 +278,5 @@ def output_generate(
         prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens,
         idempotency_key=idempotency_key,
+        meta=result.meta,
     )

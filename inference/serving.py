@@ -36,18 +36,25 @@ class ServedText:
     latency_ms: int
     prompt_tokens: int
     completion_tokens: int
+    meta: dict | None = None
 
 
 def load_version(version: ModelVersion) -> LoadedModel:
     """Load, verify and smoke-test a version. Raises loading.ArtifactError when unsafe."""
     from inference.services import store_path
 
+    from inference.engine.metahead import MetaHead, MetaHeadConfig, load_head
+
     path = store_path(version.weights_path)
     model, tokenizer = loading.load_model(path, expected_manifest=version.manifest)
+    # A version without a trained head still gets one, untrained: it predicts step strategies
+    # and reports its confidence as absent rather than as a number.
+    head = load_head(path) or MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size))
+    head.eval()
     smoke = generate_batch(model, tokenizer, [SMOKE_PROMPT], GenerationParams(max_new_tokens=8))
     if not smoke or smoke[0].completion_tokens == 0:
         raise loading.ArtifactError(f"{version.name} produced nothing on the smoke prompt")
-    return LoadedModel(version_id=version.pk, model=model, tokenizer=tokenizer)
+    return LoadedModel(version_id=version.pk, model=model, tokenizer=tokenizer, head=head)
 
 
 def sync_with_registry() -> int | None:
@@ -154,6 +161,7 @@ def generate(prompt: str, *, max_new_tokens: int, temperature: float) -> ServedT
         latency_ms=int((time.monotonic() - started) * 1000),
         prompt_tokens=result.generation.prompt_tokens,
         completion_tokens=result.generation.completion_tokens,
+        meta=result.meta,
     )
 
 

@@ -42,6 +42,7 @@ class BatchResult:
     version_id: int | None
     batch_size: int
     queued_ms: float
+    meta: dict | None = None  # the metacognition head's per-step strategies and confidence
 
 
 @dataclass
@@ -153,8 +154,19 @@ class DynamicBatcher:
             for r in batch:
                 r.future.set_exception(exc)
             return
+        metas: list[dict | None] = [None] * len(batch)
+        if loaded.head is not None:
+            from .meta_serving import annotate_batch
+
+            try:
+                metas = annotate_batch(loaded.model, loaded.tokenizer, loaded.head, [r.prompt for r in batch],
+                                       [g.text for g in results])
+            except Exception:  # the head is advisory: an answer is never lost to it
+                metas = [None] * len(batch)
         seconds = time.monotonic() - started
-        for r, gen in zip(batch, results):
-            r.future.set_result(BatchResult(gen, loaded.version_id, len(batch), 1000 * (started - r.enqueued_at)))
+        for r, gen, meta in zip(batch, results, metas):
+            r.future.set_result(
+                BatchResult(gen, loaded.version_id, len(batch), 1000 * (started - r.enqueued_at), meta)
+            )
         if self.on_batch:
             self.on_batch(len(batch), seconds)

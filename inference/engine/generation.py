@@ -78,6 +78,7 @@ class LoadedModel:
     version_id: int | None
     model: object
     tokenizer: object
+    head: object | None = None  # the metacognition head (float32), when the version has one
 
 
 class ModelSlot:

@@ -79,7 +79,7 @@ def test_generate_scores_and_stores_an_output(api_client, api_key, other_api_key
     assert r.status_code == 201, r.content
     body = r.json()
     assert body["model_version"] == base.name
-    assert body["steps"] and all({"text", "strategy", "wrong"} <= set(s) for s in body["steps"])
+    assert body["steps"] and all({"text", "strategy", "wrong", "predicted_strategy"} <= set(s) for s in body["steps"])
     assert 0.0 <= body["cognition_score"] <= 1.0
     assert body["model_confidence"] is None  # no trained metacognition head yet: absent, not a number
     output = Output.objects.get(uuid=body["id"])

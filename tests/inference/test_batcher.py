@@ -73,3 +73,21 @@ def test_a_swap_takes_effect_between_batches(slot, tiny):
     slot.swap(LoadedModel(version_id=2, model=tiny[0], tokenizer=tiny[1]))
     assert batcher.generate(prompt, GenerationParams(max_new_tokens=8)).version_id == 2
     batcher.stop()
+
+
+def test_untrained_head_predicts_strategies_and_reports_no_confidence(tiny):
+    from inference.engine.metahead import MetaHead, MetaHeadConfig
+
+    model, tokenizer = tiny
+    head = MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size))
+    s = ModelSlot()
+    s.swap(LoadedModel(version_id=3, model=model, tokenizer=tokenizer, head=head))
+    batcher = DynamicBatcher(s, BatcherConfig(max_wait_ms=1))
+    result = batcher.generate("What comes next: 3, 7, 11, 15?", GenerationParams())
+    batcher.stop()
+    from inference.engine.parser import parse_output
+
+    steps = parse_output(result.generation.text).steps
+    assert result.meta["confidence"] is None and result.meta["untrained"] is True
+    assert len(result.meta["strategies"]) == len(steps) > 0
+    assert set(result.meta["strategies"]) <= {"induction", "deduction", "analogy", "other"}
