@@ -224,8 +224,9 @@ def output_create(
     parsed, parts = score_text(raw_text)
     steps = steps_with_flags(parsed, parts)
     if meta:
+        # An untrained head's strategy guesses are noise: recorded as absent, like its confidence.
         for step, predicted in zip(steps, meta.get("strategies", [])):
-            step["predicted_strategy"] = predicted
+            step["predicted_strategy"] = None if meta.get("untrained") else predicted
     try:
         with transaction.atomic():
             output = Output.objects.create(
