@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class CogloopConfig(AppConfig):
     name = "cogloop"
     verbose_name = "Cogloop"
+
+    def ready(self) -> None:
+        from inference import hooks
+
+        from cogloop.observability import observe_output
+
+        hooks.on_output_created(observe_output)

@@ -140,8 +140,14 @@ def batcher():
         _batcher = DynamicBatcher(SLOT, BatcherConfig(
             simple_max_batch=c["BATCH_SIMPLE_MAX"], complex_max_batch=c["BATCH_COMPLEX_MAX"],
             max_wait_ms=c["BATCH_MAX_WAIT_MS"],
-        ))
+        ), on_batch=_observe_batch)
     return _batcher
+
+
+def _observe_batch(size: int, seconds: float) -> None:
+    from cogloop.observability import observe_batch
+
+    observe_batch(size, seconds)
 
 
 def generate(prompt: str, *, max_new_tokens: int, temperature: float) -> ServedText:
