@@ -91,6 +91,19 @@ def _check_prompt_size(prompt: str) -> None:
         )
 
 
+def _validated_prompt_body(serializer_class, request) -> dict:
+    """An over-long prompt is a 413 naming the limit; every other problem a 400 naming the field."""
+    if isinstance(request.data, dict) and isinstance(request.data.get("prompt"), str):
+        _check_prompt_size(request.data["prompt"])
+    data = serializer_class(data=request.data)
+    data.is_valid(raise_exception=True)
+    return data.validated_data
+
+
+def _idempotency_key(request, validated: dict) -> str | None:
+    return request.headers.get("Idempotency-Key") or validated.get("idempotency_key")
+
+
 class StrictCharField(serializers.CharField):
     """A CharField that refuses numbers and booleans instead of turning them into text."""
 
@@ -120,17 +133,13 @@ class GenerateApi(AppApi):
         description="Generate with the serving model; the answer is split into steps and scored.",
     )
     def post(self, request):
-        if isinstance(request.data, dict) and isinstance(request.data.get("prompt"), str):
-            _check_prompt_size(request.data["prompt"])
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
+        v = _validated_prompt_body(self.InputSerializer, request)
         output = services.output_generate(
             app=self.app,
             prompt=v["prompt"],
             max_new_tokens=v.get("max_new_tokens", settings.COGLOOP["DEFAULT_MAX_NEW_TOKENS"]),
             temperature=v["temperature"],
-            idempotency_key=request.headers.get("Idempotency-Key") or v.get("idempotency_key"),
+            idempotency_key=_idempotency_key(request, v),
         )
         return Response(OutputSerializer(output).data, status=status.HTTP_201_CREATED)
 
@@ -165,14 +174,10 @@ class OutputsApi(AppApi):
         "same capture policy.",
     )
     def post(self, request):
-        if isinstance(request.data, dict) and isinstance(request.data.get("prompt"), str):
-            _check_prompt_size(request.data["prompt"])
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
+        v = _validated_prompt_body(self.InputSerializer, request)
         output = services.output_create(
             app=self.app, prompt=v["prompt"], raw_text=v["text"], source=Output.Source.EXTERNAL,
-            idempotency_key=request.headers.get("Idempotency-Key") or v.get("idempotency_key"),
+            idempotency_key=_idempotency_key(request, v),
         )
         return Response(OutputSerializer(output).data, status=status.HTTP_201_CREATED)
 
