@@ -166,6 +166,7 @@ COGLOOP = {
     "DEFAULT_MAX_NEW_TOKENS": env.int("DEFAULT_MAX_NEW_TOKENS", default=96),
     "CAPTURE_SCORE_BELOW": env.float("CAPTURE_SCORE_BELOW", default=0.6),
     "GATE_MIN_GAIN": env.float("GATE_MIN_GAIN", default=0.02),
+    "DATASET_MAX_GROWTH": env.float("DATASET_MAX_GROWTH", default=0.10),
     # Dynamic batching (inference/engine/batcher.py).
     "BATCH_SIMPLE_MAX": env.int("BATCH_SIMPLE_MAX", default=32),
     "BATCH_COMPLEX_MAX": env.int("BATCH_COMPLEX_MAX", default=4),
@@ -189,8 +190,14 @@ COGLOOP_EVAL_SEED = env.int("COGLOOP_EVAL_SEED", default=20261)
 
 # A relay every few seconds publishes outbox rows that could not go out at commit time
 # (broker down); every new row also triggers one right after its commit.
+from celery.schedules import crontab  # noqa: E402
+
 CELERY_BEAT_SCHEDULE = {
     "outbox-relay": {"task": "cogloop.outbox_relay", "schedule": env.float("OUTBOX_RELAY_EVERY", default=5.0)},
+    "monthly-dataset": {"task": "retrain.dataset_version_build_monthly", "schedule": crontab(0, 2, day_of_month=1)},
+    "quarterly-training": {"task": "retrain.training_run_start_quarterly",
+                           "schedule": crontab(0, 4, day_of_month=1, month_of_year="1,4,7,10")},
+    "training-reconcile": {"task": "retrain.training_run_reconcile", "schedule": 300.0},
 }
 # A request that relays after commit must not hang on an unreachable broker.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2

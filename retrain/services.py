@@ -86,10 +86,23 @@ def dataset_version_build(*, period: str | None = None) -> DatasetVersion:
         raise ApplicationError(f"dataset version {period} exists and is immutable", code="dataset_exists", status=409)
     parent = DatasetVersion.objects.filter(period__lt=period).order_by("-period").first()
     old_ids = set(parent.samples.values_list("pk", flat=True)) if parent else set()
-    new = TrainingSample.objects.exclude(pk__in=old_ids).filter(split="train").order_by("pk")
-    if not new.exists():
+    new = list(TrainingSample.objects.exclude(pk__in=old_ids).filter(split="train").select_related(
+        "source_annotation__review_item__output"))
+    if not new:
         raise ApplicationError("no new approved samples since the last dataset version", code="no_new_samples")
-    ids = sorted(old_ids | set(new.values_list("pk", flat=True)))
+    # Growth is capped (DATASET_MAX_GROWTH of the previous version, by annotation); what does
+    # not fit carries over to the next month. Highest value first: the weakest original
+    # answers (lowest cognition score), then the oldest.
+    by_annotation: dict[int, list[TrainingSample]] = {}
+    for sample in new:
+        by_annotation.setdefault(sample.source_annotation_id, []).append(sample)
+    ranked = sorted(by_annotation.values(), key=lambda group: (
+        group[0].source_annotation.review_item.output.cognition_score, group[0].source_annotation_id))
+    if parent:
+        parent_annotations = len({a for a in parent.samples.values_list("source_annotation_id", flat=True)})
+        room = max(1, int(parent_annotations * settings.COGLOOP["DATASET_MAX_GROWTH"]))
+        ranked = ranked[:room]
+    ids = sorted(old_ids | {s.pk for group in ranked for s in group})
     samples = list(TrainingSample.objects.filter(pk__in=ids).order_by("pk"))
     counts: dict[str, int] = {}
     for s in samples:
@@ -118,6 +131,59 @@ def dataset_version_build(*, period: str | None = None) -> DatasetVersion:
 
 def quarter_of(d: date) -> str:
     return f"{d.year:04d}-Q{(d.month - 1) // 3 + 1}"
+
+
+def dataset_version_build_monthly() -> DatasetVersion | None:
+    """The beat entry: this month's version, or nothing (said in the log) when there is no news."""
+    period = current_period()
+    if DatasetVersion.objects.filter(period=period).exists():
+        return None
+    try:
+        return dataset_version_build(period=period)
+    except ApplicationError as exc:
+        log.info("no dataset version for %s: %s", period, exc.message)
+        return None
+
+
+def training_run_start_quarterly() -> TrainingRun | None:
+    """The beat entry: this quarter's run on the latest dataset, once."""
+    period = quarter_of(timezone.now().date())
+    dataset = DatasetVersion.objects.order_by("-period").first()
+    if dataset is None or TrainingRun.objects.filter(period=period).exists():
+        return None
+    return training_run_start(dataset=dataset, period=period)
+
+
+RUN_MAX_ATTEMPTS = 3
+
+
+def training_run_reconcile() -> list[int]:
+    """Make missed or doubled beats and killed workers harmless (runs every few minutes).
+
+    A run whose lease went stale mid-stage is handed to a worker again (it resumes from its
+    last finished stage) or, after RUN_MAX_ATTEMPTS, marked failed with the reason. A quarter
+    whose beat was missed gets its run. Returns the ids of runs re-enqueued.
+    """
+    from retrain.tasks import training_run_execute
+
+    requeued = []
+    stale_before = timezone.now() - LEASE_STALE_AFTER
+    live = TrainingRun.objects.exclude(stage__in=[TrainingRun.Stage.DONE, TrainingRun.Stage.FAILED])
+    for run in live.filter(heartbeat_at__lt=stale_before) | live.filter(heartbeat_at__isnull=True,
+                                                                         created_at__lt=stale_before):
+        attempts = (run.progress or {}).get("attempts", 1)
+        if attempts >= RUN_MAX_ATTEMPTS:
+            _update(run, stage=TrainingRun.Stage.FAILED, finished_at=timezone.now(),
+                    error=f"gave up after {attempts} attempts; last stage {run.stage}")
+            continue
+        _update(run, lease_owner="", progress={**(run.progress or {}), "attempts": attempts + 1})
+        transaction.on_commit(lambda run_id=run.pk: training_run_execute.delay(run_id))
+        requeued.append(run.pk)
+    now = timezone.now()
+    quarter_starts_today = now.day == 1 and now.month in (1, 4, 7, 10)
+    if not (quarter_starts_today and now.hour < 4):  # the quarterly beat's time has passed
+        training_run_start_quarterly()  # a missed beat; a no-op when the run exists
+    return requeued
 
 
 def eval_items(n: int | None = None) -> list[dict]:
@@ -189,29 +255,85 @@ def training_run_acquire(*, run_id: int) -> TrainingRun | None:
         return run
 
 
-def gate_decide(*, serving: dict, candidate: dict, min_gain: float, tolerance: float) -> dict:
-    """Promote on an overall accuracy gain of at least ``min_gain`` with no slice losing more
-    than ``tolerance``. Returns {"promote": bool, "reason": str}."""
+def paired_bootstrap_gain(serving_rows: list[dict], candidate_rows: list[dict], *, samples: int = 2000,
+                          seed: int = 0) -> tuple[float, float, float]:
+    """(mean gain, 2.5th, 97.5th percentile) of candidate minus serving accuracy, resampling
+    the same held-out items for both (a paired bootstrap)."""
+    import random
+
+    diffs = [int(c["correct"]) - int(s["correct"]) for s, c in zip(serving_rows, candidate_rows)]
+    if not diffs:
+        return 0.0, 0.0, 0.0
+    rng = random.Random(seed)
+    n = len(diffs)
+    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(samples))
+    return sum(diffs) / n, means[int(0.025 * samples)], means[int(0.975 * samples) - 1]
+
+
+def gate_decide(*, serving: dict, candidate: dict, min_gain: float, tolerance: float,
+                ci: tuple[float, float] | None = None) -> dict:
+    """Promote on a significant overall accuracy gain (the 95 % bootstrap interval's low end
+    above 0, when given) of at least ``min_gain``, with no slice losing more than
+    ``tolerance``. Returns {"promote": bool, "reason": str, "gain": float}."""
     gain = candidate["overall"]["accuracy"] - serving["overall"]["accuracy"]
     losses = {
         name: round(serving["slices"][name]["accuracy"] - block["accuracy"], 4)
         for name, block in candidate["slices"].items()
         if name in serving["slices"] and serving["slices"][name]["accuracy"] - block["accuracy"] > tolerance
     }
+    interval = f" (95% CI {ci[0]:+.3f} to {ci[1]:+.3f})" if ci else ""
     if losses:
         return {"promote": False, "reason": f"slices lost more than {tolerance:.0%}: {losses}", "gain": round(gain, 4)}
     if gain < min_gain:
-        return {"promote": False, "reason": f"accuracy gain {gain:+.3f} is below the required {min_gain:+.3f}",
+        return {"promote": False, "reason": f"accuracy gain {gain:+.3f}{interval} is below the required {min_gain:+.3f}",
                 "gain": round(gain, 4)}
-    return {"promote": True, "reason": f"accuracy gain {gain:+.3f}, no slice lost more than {tolerance:.0%}",
+    if ci and ci[0] <= 0:
+        return {"promote": False, "reason": f"accuracy gain {gain:+.3f} is not significant{interval}",
+                "gain": round(gain, 4)}
+    return {"promote": True, "reason": f"accuracy gain {gain:+.3f}{interval}, no slice lost more than {tolerance:.0%}",
             "gain": round(gain, 4)}
+
+
+def _record_evaluation(run: TrainingRun, version: ModelVersion, metrics: dict) -> None:
+    Evaluation.objects.update_or_create(model_version=version, training_run=run, eval_set="workload-heldout",
+                                        defaults={"metrics": metrics})
+
+
+def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) -> ModelVersion:
+    """Fine-tune, merge, and register the candidate (copied into the store with its manifest)."""
+    from retrain.trainer.config import TrainConfig
+    from retrain.trainer.train import finetune
+
+    _update(run, stage=TrainingRun.Stage.TRAINING)
+    train_config = TrainConfig(**run.config)
+    samples = [s.payload for s in run.dataset.samples.filter(kind=TrainingSample.Kind.REFLECTION).order_by("pk")]
+    replay = selectors.replay_samples(version=base, limit=int(train_config.replay_ratio * len(samples)))
+    _update(run, progress={**(run.progress or {}), "reflection_samples": len(samples), "replay_samples": len(replay)})
+    work = Path(settings.VAR_DIR) / "runs" / str(run.pk)
+    history: list[dict] = []
+
+    def on_progress(p):
+        history.append({"step": p["step"], "loss": p["loss"]})
+        _update(run, progress={**(run.progress or {}), **p}, loss_history=history)
+
+    summary = finetune(base_dir=base_dir, samples=samples + replay, out_dir=work / "merged", work_dir=work / "trainer",
+                       config=train_config, on_progress=on_progress)
+    _update(run, stage=TrainingRun.Stage.COMPRESS)
+    name = f"{base.name.removesuffix('-base')}-{run.period.lower()}-r{run.pk}"
+    existing = ModelVersion.objects.filter(name=name).first()
+    if existing:  # registered by an attempt that died before recording it on the run
+        return existing
+    return inference_services.model_version_register(
+        name=name, source_dir=work / "merged", base_model_path=base.base_model_path, recipe=run.recipe,
+        metrics={"training": {**{k: summary[k] for k in ("train_loss", "steps", "seconds", "samples")},
+                              "reflection_samples": len(samples), "replay_samples": len(replay)}},
+        parent=base,
+    )
 
 
 def training_run_execute(*, run_id: int) -> TrainingRun | None:
     """Run every stage of a training run. Long: holds a DB lease, never a transaction."""
-    from retrain.trainer.config import TrainConfig
     from retrain.trainer.evaluate import evaluate_dir
-    from retrain.trainer.train import finetune
 
     run = training_run_acquire(run_id=run_id)
     if run is None:
@@ -221,44 +343,22 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
         base = run.base_version
         base_dir = inference_services.store_path(base.weights_path)
         _update(run, stage=TrainingRun.Stage.BASELINE)
-        serving_metrics, _ = evaluate_dir(base_dir, items, expected_manifest=base.manifest)
-        Evaluation.objects.create(model_version=base, training_run=run, eval_set="workload-heldout", metrics=serving_metrics)
+        serving_metrics, serving_rows = evaluate_dir(base_dir, items, expected_manifest=base.manifest)
+        _record_evaluation(run, base, serving_metrics)
 
-        _update(run, stage=TrainingRun.Stage.TRAINING)
-        train_config = TrainConfig(**run.config)
-        samples = [s.payload for s in run.dataset.samples.filter(kind=TrainingSample.Kind.REFLECTION).order_by("pk")]
-        replay = selectors.replay_samples(version=base, limit=int(train_config.replay_ratio * len(samples)))
-        _update(run, progress={"reflection_samples": len(samples), "replay_samples": len(replay)})
-        work = Path(settings.VAR_DIR) / "runs" / str(run.pk)
-        name = f"{base.name.removesuffix('-base')}-{run.period.lower()}-r{run.pk}"
-        out_dir = work / "merged"
-
-        history: list[dict] = []
-
-        def on_progress(p):
-            history.append({"step": p["step"], "loss": p["loss"]})
-            _update(run, progress=p, loss_history=history)
-
-        summary = finetune(base_dir=base_dir, samples=samples + replay, out_dir=out_dir, work_dir=work / "trainer",
-                           config=train_config, on_progress=on_progress)
-
-        _update(run, stage=TrainingRun.Stage.COMPRESS)
-        candidate = inference_services.model_version_register(
-            name=name, source_dir=out_dir, base_model_path=base.base_model_path, recipe=run.recipe,
-            metrics={"training": {**{k: summary[k] for k in ("train_loss", "steps", "seconds", "samples")},
-                                  "reflection_samples": len(samples), "replay_samples": len(replay)}},
-            parent=base,
-        )
+        candidate = run.result_version
+        if candidate is None:  # a resumed run whose candidate is registered skips training
+            candidate = _train_and_register(run, base, base_dir)
         _update(run, stage=TrainingRun.Stage.CANDIDATE, result_version_id=candidate.pk)
-        candidate_metrics, _ = evaluate_dir(inference_services.store_path(candidate.weights_path), items,
-                                            expected_manifest=candidate.manifest)
-        Evaluation.objects.create(model_version=candidate, training_run=run, eval_set="workload-heldout",
-                                  metrics=candidate_metrics)
+        candidate_metrics, candidate_rows = evaluate_dir(inference_services.store_path(candidate.weights_path), items,
+                                                         expected_manifest=candidate.manifest)
+        _record_evaluation(run, candidate, candidate_metrics)
 
         _update(run, stage=TrainingRun.Stage.GATE)
-        decision = gate_decide(serving=serving_metrics, candidate=candidate_metrics,
+        gain, low, high = paired_bootstrap_gain(serving_rows, candidate_rows)
+        decision = gate_decide(serving=serving_metrics, candidate=candidate_metrics, ci=(low, high),
                                min_gain=settings.COGLOOP["GATE_MIN_GAIN"], tolerance=settings.COGLOOP["GATE_SLICE_TOLERANCE"])
-        decision.update(serving=serving_metrics, candidate=candidate_metrics)
+        decision.update(serving=serving_metrics, candidate=candidate_metrics, ci95=[round(low, 4), round(high, 4)])
         with transaction.atomic():
             candidate.metrics = {**candidate.metrics, "evaluation": candidate_metrics}
             candidate.save(update_fields=["metrics"])

@@ -1,0 +1,99 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotation import services as annotation_services
+from feedback import services as feedback_services
+from inference import services as inference_services
+from inference.engine import workload
+from retrain import services
+from retrain.models import DatasetVersion, TrainingRun
+
+WRONG_STEP = "Step 1 [deduction]: {a} - 1 = {b}\n</think>\n\nThe answer is {b}."
+
+
+@pytest.fixture
+def annotate(product_app, reviewer):
+    problems = iter(workload.problems(200, seed=3, split="train"))
+
+    def make(n: int):
+        for _ in range(n):
+            p = next(problems)
+            output = inference_services.output_create(app=product_app, prompt=p.prompt,
+                                                      raw_text=WRONG_STEP.format(a=10, b=12))
+            item = feedback_services.review_item_claim(item_id=output.review_item.pk, user=reviewer)
+            annotation_services.annotation_submit(
+                item_id=item.pk, annotator=reviewer, corrected_steps=[{"text": "10 - 1 = 9", "strategy": "deduction"}],
+                corrected_answer="9", error_type="arithmetic", confidence_low=0.8, confidence_high=0.9, transparent=True,
+            )
+    return make
+
+
+def test_monthly_growth_is_capped_and_the_rest_carries_over(annotate, settings):
+    settings.COGLOOP = {**settings.COGLOOP, "DATASET_MAX_GROWTH": 0.10}
+    annotate(20)
+    first = services.dataset_version_build(period="2026-09")
+    assert first.counts["reflection"] == 20  # the first version takes everything
+    annotate(5)
+    second = services.dataset_version_build(period="2026-10")
+    assert second.counts["reflection"] == 22 and second.growth == pytest.approx(0.1)
+    third = services.dataset_version_build(period="2026-11")  # the 3 left over, capped again at 2
+    assert third.counts["reflection"] == 24 and third.parent == second
+    assert set(second.samples.values_list("pk", flat=True)) < set(third.samples.values_list("pk", flat=True))
+
+
+def test_monthly_beat_without_news_makes_no_version(db):
+    assert services.dataset_version_build_monthly() is None
+    assert DatasetVersion.objects.count() == 0
+
+
+@pytest.fixture
+def run(annotate):
+    annotate(2)
+    dataset = services.dataset_version_build(period="2026-10")
+    inference_services.model_version_ensure_base()
+    return services.training_run_start(dataset=dataset, period="2026-Q4")
+
+
+def test_reconcile_requeues_a_stale_run_then_gives_up(run, django_capture_on_commit_callbacks):
+    stale = timezone.now() - timedelta(minutes=30)
+    TrainingRun.objects.filter(pk=run.pk).update(stage="training", heartbeat_at=stale, lease_owner="dead:1")
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert services.training_run_reconcile() == [run.pk]
+    assert len(callbacks) == 1
+    run.refresh_from_db()
+    assert run.lease_owner == "" and run.progress["attempts"] == 2
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=stale, progress={"attempts": services.RUN_MAX_ATTEMPTS})
+    assert services.training_run_reconcile() == []
+    run.refresh_from_db()
+    assert run.stage == "failed" and "gave up" in run.error
+
+
+def test_reconcile_leaves_live_runs_alone(run):
+    TrainingRun.objects.filter(pk=run.pk).update(stage="training", heartbeat_at=timezone.now(), lease_owner="w:1")
+    assert services.training_run_reconcile() == []
+
+
+def test_quarterly_beat_is_once_per_quarter(annotate):
+    annotate(1)
+    services.dataset_version_build(period="2026-10")
+    inference_services.model_version_ensure_base()
+    first = services.training_run_start_quarterly()
+    assert first is not None
+    assert services.training_run_start_quarterly() is None  # a doubled beat is harmless
+    assert TrainingRun.objects.count() == 1
+
+
+def test_paired_bootstrap_separates_a_real_gain_from_noise():
+    serving = [{"correct": i % 2 == 0} for i in range(200)]
+    better = [{"correct": True} for _ in range(200)]
+    same = [{"correct": (i + 1) % 2 == 0} for i in range(200)]  # as accurate, different items
+    gain, low, high = services.paired_bootstrap_gain(serving, better)
+    assert gain == pytest.approx(0.5) and low > 0.4
+    gain, low, high = services.paired_bootstrap_gain(serving, same)
+    assert gain == 0 and low < 0 < high
+    metrics = {"overall": {"accuracy": 0.5}, "slices": {}}
+    up = {"overall": {"accuracy": 0.53}, "slices": {}}
+    decision = services.gate_decide(serving=metrics, candidate=up, min_gain=0.02, tolerance=0.05, ci=(-0.01, 0.07))
+    assert not decision["promote"] and "not significant" in decision["reason"]
