@@ -165,6 +165,8 @@ COGLOOP = {
     "MAX_NEW_TOKENS_LIMIT": env.int("MAX_NEW_TOKENS_LIMIT", default=512),
     "DEFAULT_MAX_NEW_TOKENS": env.int("DEFAULT_MAX_NEW_TOKENS", default=96),
     "CAPTURE_SCORE_BELOW": env.float("CAPTURE_SCORE_BELOW", default=0.6),
+    # Initial values of the admin-editable capture policy row.
+    "CAPTURE_AUDIT_SHARE": env.float("CAPTURE_AUDIT_SHARE", default=0.02),
     "GATE_MIN_GAIN": env.float("GATE_MIN_GAIN", default=0.02),
     "DATASET_MAX_GROWTH": env.float("DATASET_MAX_GROWTH", default=0.10),
     # Dynamic batching (inference/engine/batcher.py).

@@ -25,7 +25,8 @@ FEEDBACK_CAPTURE_TASK = "feedback.feedback_apply_capture"
 
 def capture_policy_get() -> CapturePolicy:
     policy, _ = CapturePolicy.objects.get_or_create(
-        pk=1, defaults={"score_below": settings.COGLOOP["CAPTURE_SCORE_BELOW"]}
+        pk=1, defaults={"score_below": settings.COGLOOP["CAPTURE_SCORE_BELOW"],
+                        "audit_share": settings.COGLOOP["CAPTURE_AUDIT_SHARE"]}
     )
     return policy
 

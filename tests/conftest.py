@@ -19,6 +19,12 @@ def _fresh_serving_state():
     serving.reset_unsafe()
 
 
+@pytest.fixture(autouse=True)
+def _no_random_audits(settings):
+    """The audit sample is random per output; tests that want it turn it on explicitly."""
+    settings.COGLOOP = {**settings.COGLOOP, "CAPTURE_AUDIT_SHARE": 0.0}
+
+
 @pytest.fixture
 def product_app(db):
     from inference.models import ProductApp

@@ -25,6 +25,9 @@ def test_metrics_expose_latency_scores_queue_and_active_model(client, product_ap
     text = client.get("/metrics").content.decode()
     assert 'cogloop_http_request_seconds_count{method="POST",route="api/v1/generate",status="201"}' in text
     assert "cogloop_cognition_score_bucket" in text
+    from feedback.models import ReviewItem
+
+    assert ReviewItem.objects.filter(status="queued").count() == 1
     assert 'cogloop_review_queue_depth{status="queued"} 1.0' in text
     assert f'cogloop_active_model_version{{name="{base.name}"}} 1.0' in text
     assert "cogloop_generation_batch_size_count" in text
