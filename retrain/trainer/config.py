@@ -25,7 +25,7 @@ class TrainConfig:
     alpha: float = 0.7
     beta: float = 0.25
     gamma: float = 0.05
-    epochs: float = 4.0
+    epochs: float = 8.0
     max_steps: int = -1
     learning_rate: float = 1e-3
     batch_size: int = 8
