@@ -114,7 +114,7 @@ class StrictCharField(serializers.CharField):
 
 
 class GenerateApi(AppApi):
-    class InputSerializer(serializers.Serializer):
+    class GenerateInputSerializer(serializers.Serializer):
         prompt = StrictCharField(trim_whitespace=True)
         max_new_tokens = serializers.IntegerField(required=False, min_value=1)
         temperature = serializers.FloatField(required=False, min_value=0.0, max_value=2.0, default=0.0)
@@ -127,13 +127,13 @@ class GenerateApi(AppApi):
             return value
 
     @extend_schema(
-        request=InputSerializer,
+        request=GenerateInputSerializer,
         responses={201: OutputSerializer},
         examples=[OpenApiExample("chain", value={"prompt": "Start with 40. Take away 7. What is the result?"})],
         description="Generate with the serving model; the answer is split into steps and scored.",
     )
     def post(self, request):
-        v = _validated_prompt_body(self.InputSerializer, request)
+        v = _validated_prompt_body(self.GenerateInputSerializer, request)
         output = services.output_generate(
             app=self.app,
             prompt=v["prompt"],
@@ -154,7 +154,7 @@ class OutputCursorPagination(CursorPagination):
 class OutputsApi(AppApi):
     """GET lists the caller's outputs; POST scores an answer produced elsewhere."""
 
-    class InputSerializer(serializers.Serializer):
+    class ExternalOutputInputSerializer(serializers.Serializer):
         prompt = StrictCharField(trim_whitespace=True)
         text = StrictCharField(trim_whitespace=False, help_text="the model's raw output, reasoning and answer")
         idempotency_key = StrictCharField(required=False, max_length=200)
@@ -166,7 +166,7 @@ class OutputsApi(AppApi):
             return value
 
     @extend_schema(
-        request=InputSerializer, responses={201: OutputSerializer},
+        request=ExternalOutputInputSerializer, responses={201: OutputSerializer},
         examples=[OpenApiExample("made with vLLM", value={
             "prompt": "Start with 40. Take away 7. What is the result?",
             "text": "Step 1 [deduction]: 40 - 7 = 33\n</think>\n\nThe answer is 33."})],
@@ -174,7 +174,7 @@ class OutputsApi(AppApi):
         "same capture policy.",
     )
     def post(self, request):
-        v = _validated_prompt_body(self.InputSerializer, request)
+        v = _validated_prompt_body(self.ExternalOutputInputSerializer, request)
         output = services.output_create(
             app=self.app, prompt=v["prompt"], raw_text=v["text"], source=Output.Source.EXTERNAL,
             idempotency_key=_idempotency_key(request, v),
