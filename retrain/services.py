@@ -31,7 +31,7 @@ def _hash(obj) -> str:
 
 def _response(steps: list[dict], answer: str) -> str:
     """The corrected response in the model's own output format."""
-    lines = "\n".join(f"Step {i} [{s['strategy']}]: {s['text']}" for i, s in enumerate(steps, start=1))
+    lines = workload.render_steps(workload.Step(s["strategy"], s["text"]) for s in steps)
     answer = answer.strip()
     if not answer.lower().startswith("the answer is"):
         answer = f"The answer is {answer.rstrip('.')}."
