@@ -195,6 +195,8 @@ COGLOOP = {
     "BATCH_MAX_WAIT_MS": env.float("BATCH_MAX_WAIT_MS", default=10.0),
     "GENERATE_TIMEOUT_S": env.float("GENERATE_TIMEOUT_S", default=120.0),
     "GATE_SLICE_TOLERANCE": env.float("GATE_SLICE_TOLERANCE", default=0.05),
+    # Slices smaller than this are reported but not judged: a few items swing by >5 points.
+    "GATE_MIN_SLICE_N": env.int("GATE_MIN_SLICE_N", default=30),
 }
 
 LOGGING = {

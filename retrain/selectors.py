@@ -1,5 +1,9 @@
+from django.db.models import Count, Q
+
+from annotation.models import Annotation
 from inference.engine import workload
 from inference.models import ModelVersion, Output
+from retrain.models import DatasetVersion, TrainingSample
 
 REPLAY_MIN_SCORE = 0.75
 
@@ -22,3 +26,37 @@ def replay_samples(*, version: ModelVersion, limit: int) -> list[dict]:
         if len(rows) >= limit:
             break
     return rows
+
+
+def reflection_rows(dataset: DatasetVersion) -> list[dict]:
+    """The dataset's reflection samples as trainer rows, each with the metacognition head's
+    confidence targets: the middle of the reviewer's interval for the corrected response
+    (from the same annotation's uncertainty sample), 0 for an original the reviewer found
+    wrong (None when the reviewer found no error: nothing to learn about it)."""
+    samples = dataset.samples.filter(kind__in=[TrainingSample.Kind.REFLECTION, TrainingSample.Kind.UNCERTAINTY])
+    intervals, rows = {}, []
+    for s in samples.order_by("pk"):
+        if s.kind == TrainingSample.Kind.UNCERTAINTY:
+            intervals[s.source_annotation_id] = (s.payload["low"] + s.payload["high"]) / 2
+    for s in samples.filter(kind=TrainingSample.Kind.REFLECTION).order_by("pk"):
+        p = s.payload
+        rows.append({"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"],
+                     "confidence": intervals.get(s.source_annotation_id),
+                     "rejected_confidence": None if p.get("error_type") == "none" else 0.0})
+    return rows
+
+
+def review_metrics(version: ModelVersion) -> dict:
+    """What reviewers said about ``version``'s outputs: transparency approval (the share of
+    reviewed outputs whose reasoning the reviewer found understandable; seed target 85 %) over
+    every non-rejected annotation. Captured outputs are the weak ones, so this is a floor, not
+    an unbiased estimate; the audit sample is what keeps it honest."""
+    counts = (
+        Annotation.objects.filter(review_item__output__model_version=version)
+        .exclude(status=Annotation.Status.REJECTED)
+        .aggregate(n=Count("pk"), yes=Count("pk", filter=Q(transparent=True)))
+    )
+    return {
+        "transparency_approval": round(counts["yes"] / counts["n"], 4) if counts["n"] else None,
+        "transparency_reviews": counts["n"],
+    }

@@ -190,7 +190,7 @@ def eval_items(n: int | None = None) -> list[dict]:
     """The held-out set: workload problems whose hash puts them in the eval split."""
     n = n or settings.COGLOOP_EVAL_SIZE
     return [
-        {"prompt": p.prompt, "answer": p.answer, "slice": p.slice}
+        {"prompt": p.prompt, "answer": p.answer, "slice": p.slice, "kind": p.kind}
         for p in workload.problems(n, seed=settings.COGLOOP_EVAL_SEED, split="eval")
     ]
 
@@ -271,16 +271,26 @@ def paired_bootstrap_gain(serving_rows: list[dict], candidate_rows: list[dict], 
 
 
 def gate_decide(*, serving: dict, candidate: dict, min_gain: float, tolerance: float,
-                ci: tuple[float, float] | None = None) -> dict:
+                ci: tuple[float, float] | None = None, min_slice_n: int = 1) -> dict:
     """Promote on a significant overall accuracy gain (the 95 % bootstrap interval's low end
-    above 0, when given) of at least ``min_gain``, with no slice losing more than
-    ``tolerance``. Returns {"promote": bool, "reason": str, "gain": float}."""
+    above 0, when given) of at least ``min_gain``, with no slice of at least ``min_slice_n``
+    items losing more than ``tolerance`` (smaller slices are too noisy to judge and are listed
+    as unjudged). Returns {"promote": bool, "reason": str, "gain": float, "slice_changes",
+    "unjudged_slices"}."""
     gain = candidate["overall"]["accuracy"] - serving["overall"]["accuracy"]
-    losses = {
-        name: round(serving["slices"][name]["accuracy"] - block["accuracy"], 4)
+    changes = {
+        name: round(block["accuracy"] - serving["slices"][name]["accuracy"], 4)
         for name, block in candidate["slices"].items()
-        if name in serving["slices"] and serving["slices"][name]["accuracy"] - block["accuracy"] > tolerance
+        if name in serving["slices"] and block["accuracy"] is not None
     }
+    judged = {name for name in changes if serving["slices"][name]["n"] >= min_slice_n}
+    losses = {name: -change for name, change in changes.items() if name in judged and -change > tolerance}
+    extra = {"slice_changes": changes, "unjudged_slices": sorted(set(changes) - judged)}
+    decision = _gate_reason(gain=gain, losses=losses, min_gain=min_gain, tolerance=tolerance, ci=ci)
+    return {**decision, **extra}
+
+
+def _gate_reason(*, gain, losses, min_gain, tolerance, ci) -> dict:
     interval = f" (95% CI {ci[0]:+.3f} to {ci[1]:+.3f})" if ci else ""
     if losses:
         return {"promote": False, "reason": f"slices lost more than {tolerance:.0%}: {losses}", "gain": round(gain, 4)}
@@ -306,14 +316,15 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
 
     _update(run, stage=TrainingRun.Stage.TRAINING)
     train_config = TrainConfig(**run.config)
-    samples = [s.payload for s in run.dataset.samples.filter(kind=TrainingSample.Kind.REFLECTION).order_by("pk")]
+    samples = selectors.reflection_rows(run.dataset)
     replay = selectors.replay_samples(version=base, limit=int(train_config.replay_ratio * len(samples)))
     _update(run, progress={**(run.progress or {}), "reflection_samples": len(samples), "replay_samples": len(replay)})
     work = Path(settings.VAR_DIR) / "runs" / str(run.pk)
-    history: list[dict] = []
+    history: list[dict] = list(run.loss_history or [])  # a resumed attempt continues the curve
 
     def on_progress(p):
-        history.append({"step": p["step"], "loss": p["loss"]})
+        history[:] = [h for h in history if h["step"] < p["step"]]
+        history.append({k: v for k, v in p.items() if k != "max_steps"})
         _update(run, progress={**(run.progress or {}), **p}, loss_history=history)
 
     summary = finetune(base_dir=base_dir, samples=samples + replay, out_dir=work / "merged", work_dir=work / "trainer",
@@ -333,7 +344,7 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
 
 def training_run_execute(*, run_id: int) -> TrainingRun | None:
     """Run every stage of a training run. Long: holds a DB lease, never a transaction."""
-    from retrain.trainer.evaluate import evaluate_dir
+    from retrain.trainer.evaluate import error_class, evaluate_dir, summarize
 
     run = training_run_acquire(run_id=run_id)
     if run is None:
@@ -343,21 +354,26 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
         base = run.base_version
         base_dir = inference_services.store_path(base.weights_path)
         _update(run, stage=TrainingRun.Stage.BASELINE)
-        serving_metrics, serving_rows = evaluate_dir(base_dir, items, expected_manifest=base.manifest)
+        serving_rows = evaluate_dir(base_dir, items, expected_manifest=base.manifest)
+        # The serving model's own error classes on the held-out set become slices of both.
+        error_classes = {i: error_class(r) for i, r in enumerate(serving_rows) if error_class(r)}
+        serving_metrics = {**summarize(serving_rows, error_classes=error_classes), **selectors.review_metrics(base)}
         _record_evaluation(run, base, serving_metrics)
 
         candidate = run.result_version
         if candidate is None:  # a resumed run whose candidate is registered skips training
             candidate = _train_and_register(run, base, base_dir)
         _update(run, stage=TrainingRun.Stage.CANDIDATE, result_version_id=candidate.pk)
-        candidate_metrics, candidate_rows = evaluate_dir(inference_services.store_path(candidate.weights_path), items,
-                                                         expected_manifest=candidate.manifest)
+        candidate_rows = evaluate_dir(inference_services.store_path(candidate.weights_path), items,
+                                      expected_manifest=candidate.manifest)
+        candidate_metrics = summarize(candidate_rows, error_classes=error_classes)
         _record_evaluation(run, candidate, candidate_metrics)
 
         _update(run, stage=TrainingRun.Stage.GATE)
         gain, low, high = paired_bootstrap_gain(serving_rows, candidate_rows)
         decision = gate_decide(serving=serving_metrics, candidate=candidate_metrics, ci=(low, high),
-                               min_gain=settings.COGLOOP["GATE_MIN_GAIN"], tolerance=settings.COGLOOP["GATE_SLICE_TOLERANCE"])
+                               min_gain=settings.COGLOOP["GATE_MIN_GAIN"], tolerance=settings.COGLOOP["GATE_SLICE_TOLERANCE"],
+                               min_slice_n=settings.COGLOOP["GATE_MIN_SLICE_N"])
         decision.update(serving=serving_metrics, candidate=candidate_metrics, ci95=[round(low, 4), round(high, 4)])
         with transaction.atomic():
             candidate.metrics = {**candidate.metrics, "evaluation": candidate_metrics}

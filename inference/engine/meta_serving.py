@@ -14,7 +14,7 @@ from .parser import parse_output
 from .tiny import prompt_text
 
 
-def _step_ends(completion: str, step_texts: list[str]) -> list[int]:
+def step_ends(completion: str, step_texts: list[str]) -> list[int]:
     """Character index just past each step's text in the completion (searched in order)."""
     ends, cursor = [], 0
     for text in step_texts:
@@ -37,7 +37,7 @@ def annotate_batch(model, tokenizer, head: MetaHead, prompts: list[str], complet
         enc = tokenizer(full, return_offsets_mapping=True, add_special_tokens=False, return_tensors="pt")
         offsets = enc.pop("offset_mapping")[0].tolist()
         steps = parse_output(completion).steps
-        ends = [len(head_text) + e for e in _step_ends(completion, [s.text for s in steps])]
+        ends = [len(head_text) + e for e in step_ends(completion, [s.text for s in steps])]
         device = next(model.parameters()).device
         hidden = model(**{k: v.to(device) for k, v in enc.items()}, output_hidden_states=True).hidden_states[-1][0]
         positions = step_end_positions(offsets, full, ends) if ends else []

@@ -239,7 +239,7 @@ def predict(head: MetaHead, step_states: Tensor, answer_state: Tensor) -> dict:
     }
 
 
-def meta_loss(out: dict[str, Tensor], strategy_targets: Tensor, answer_correct: Tensor | float) -> Tensor:
+def meta_loss(out: dict[str, Tensor], strategy_targets: Tensor, answer_correct: Tensor | float | None) -> Tensor:
     """L_meta: strategy cross-entropy plus confidence binary cross-entropy, summed with weight 1 each.
 
     - ``out["strategy_logits"] [n_steps, n_strategies]`` against ``strategy_targets [n_steps]``
@@ -248,6 +248,7 @@ def meta_loss(out: dict[str, Tensor], strategy_targets: Tensor, answer_correct: 
     - ``out["confidence_logit"]`` (scalar or ``[batch]``) against `answer_correct` (1.0 when the
       answer was right, 0.0 when not) with ``binary_cross_entropy_with_logits``; its gradient in the
       logit is ``sigmoid(logit) - answer_correct``, so a right answer pushes confidence up.
+      A soft target (a reviewer's confidence) works the same way; None leaves the term out.
 
     The trainer scales the sum by β (DESIGN "Training"); no weighting happens here.
     """
@@ -261,6 +262,8 @@ def meta_loss(out: dict[str, Tensor], strategy_targets: Tensor, answer_correct: 
     else:
         # keeps the graph connected (and the loss finite) for answers with no labelled steps
         strategy_loss = logits.sum() * 0.0
+    if answer_correct is None:
+        return strategy_loss
     confidence_logit = out["confidence_logit"].float()
     target = torch.as_tensor(answer_correct, dtype=torch.float32, device=confidence_logit.device)
     confidence_loss = F.binary_cross_entropy_with_logits(confidence_logit, target.expand_as(confidence_logit))

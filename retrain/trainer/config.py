@@ -17,8 +17,9 @@ class TrainConfig:
     recipe        layered: LoRA on q_proj/k_proj of the first ``layered_layers`` layers,
                   lm_head trainable (the seed's recipe); lora-all: LoRA on every linear
                   layer; full: every weight.
-    alpha/beta/gamma  weights of L = alpha*L_ce + beta*L_meta + gamma*L_cons. L_meta needs a
-                  metacognition head; without one its term is absent (reported, not faked).
+    alpha/beta/gamma  weights of L = alpha*L_ce + beta*L_meta + gamma*L_cons. L_meta trains the
+                  metacognition head (step strategies, answer confidence); with beta 0 or no
+                  labelled steps its term is absent (reported, not faked).
     """
 
     recipe: str = "lora-all"
@@ -32,6 +33,11 @@ class TrainConfig:
     # Replay: served outputs the checker found consistent, mixed in at this share of the
     # reflection samples, so that learning the corrections does not unlearn the rest.
     replay_ratio: float = 1.0
+    # Curriculum: the share of reflection rows per epoch rises linearly from start to end
+    # (the rest are replay rows); off, every epoch is a plain shuffle of all rows.
+    curriculum: bool = True
+    curriculum_start: float = 0.3
+    curriculum_end: float = 0.7
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
@@ -51,6 +57,10 @@ class TrainConfig:
             raise TrainConfigError("loss weight alpha must be positive: without L_ce nothing is learned")
         if not 0 <= self.replay_ratio <= 4:
             raise TrainConfigError(f"replay_ratio must lie in [0, 4], got {self.replay_ratio!r}")
+        if not (0 <= self.curriculum_start <= 1 and 0 <= self.curriculum_end <= 1):
+            raise TrainConfigError("curriculum_start and curriculum_end must lie in [0, 1]")
+        if self.curriculum and self.curriculum_end < self.curriculum_start:
+            raise TrainConfigError("a curriculum raises the reflection share: curriculum_end must be >= curriculum_start")
         if self.learning_rate <= 0 or self.batch_size < 1 or (self.epochs <= 0 and self.max_steps <= 0):
             raise TrainConfigError("learning_rate, batch_size and epochs/max_steps must be positive")
 

@@ -4,59 +4,143 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
+import safetensors.torch
 import torch
+from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_utils import get_last_checkpoint
 
 from inference.engine import loading
+from inference.engine.metahead import MetaHead, MetaHeadConfig, load_head, meta_loss, save_head
 
 from .config import ALL_LINEAR, TrainConfig
-from .data import PairCollator, PairDataset
+from .data import CurriculumSampler, PairCollator, PairDataset
 from .losses import mean_token_logprob, odds_ratio_loss
 
 log = logging.getLogger("cogloop.trainer")
+CHECKPOINT_WEIGHTS = "model.safetensors"
+
+
+class MetaModel(nn.Module):
+    """The causal LM (a peft model or the plain one) and the metacognition head, trained together.
+
+    ``forward`` is the LM's; the head reads the LM's last hidden states in the loss. Gradients
+    of L_meta reach both the head and the LM's trainable weights.
+    """
+
+    def __init__(self, lm: nn.Module, head: MetaHead):
+        super().__init__()
+        self.lm = lm
+        self.head = head
+        self.config = lm.config
+
+    def forward(self, **kwargs):
+        return self.lm(**kwargs)
+
+
+def meta_rows_loss(head: MetaHead, hidden: torch.Tensor, metas: list[dict | None]) -> list[torch.Tensor]:
+    """One L_meta per row that has targets: strategies at its step ends, confidence at its answer."""
+    losses = []
+    for b, m in enumerate(metas):
+        if not m:
+            continue
+        out = {
+            "strategy_logits": head.strategy_logits(hidden[b, m["positions"]]),
+            "confidence_logit": head.confidence_logit(hidden[b, m["answer"]]),
+        }
+        losses.append(meta_loss(out, torch.tensor(m["strategies"]), m.get("confidence")))
+    return losses
 
 
 class CompositeLossTrainer(Trainer):
-    """L = alpha * L_ce + beta * L_meta + gamma * L_cons (see losses.py)."""
+    """L = alpha * L_ce + beta * L_meta + gamma * L_cons (see losses.py and metahead.meta_loss).
 
-    def __init__(self, *args, train_config: TrainConfig, **kwargs):
+    Checkpoints hold only the trainable weights (LoRA, lm_head in the layered recipe, the
+    head), with the optimizer and scheduler state: a resumed run continues where it stopped.
+    """
+
+    def __init__(self, *args, train_config: TrainConfig, curriculum: CurriculumSampler | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.train_config = train_config
+        self.curriculum = curriculum
         self.last_terms: dict[str, float] = {}
+        self.tokens_seen = 0
+
+    def _get_train_sampler(self, train_dataset=None):
+        return self.curriculum or super()._get_train_sampler(train_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         c = self.train_config
-        out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=inputs["labels"])
+        head = self.accelerator.unwrap_model(model).head
+        metas = inputs.get("meta") or []
+        want_meta = c.beta > 0 and any(metas)
+        out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=inputs["labels"],
+                    output_hidden_states=want_meta)
+        self.tokens_seen += int(inputs["attention_mask"].sum())
         loss = c.alpha * out.loss
         terms = {"ce": out.loss.item()}
+        meta_losses = meta_rows_loss(head, out.hidden_states[-1], metas) if want_meta else []
         if c.gamma > 0 and "pair_chosen_input_ids" in inputs:
+            rejected_metas = inputs.get("pair_rejected_meta") or []
             chosen = model(input_ids=inputs["pair_chosen_input_ids"], attention_mask=inputs["pair_chosen_attention_mask"])
             rejected = model(
-                input_ids=inputs["pair_rejected_input_ids"], attention_mask=inputs["pair_rejected_attention_mask"]
+                input_ids=inputs["pair_rejected_input_ids"], attention_mask=inputs["pair_rejected_attention_mask"],
+                output_hidden_states=c.beta > 0 and any(rejected_metas),
             )
+            self.tokens_seen += int(inputs["pair_chosen_attention_mask"].sum() + inputs["pair_rejected_attention_mask"].sum())
+            if rejected.hidden_states is not None:
+                meta_losses += meta_rows_loss(head, rejected.hidden_states[-1], rejected_metas)
             cons = odds_ratio_loss(
                 mean_token_logprob(chosen.logits, inputs["pair_chosen_labels"]),
                 mean_token_logprob(rejected.logits, inputs["pair_rejected_labels"]),
             )
             loss = loss + c.gamma * cons
             terms["cons"] = cons.item()
+        if meta_losses:
+            meta = torch.stack(meta_losses).mean()
+            loss = loss + c.beta * meta
+            terms["meta"] = meta.item()
         self.last_terms = terms
         return (loss, out) if return_outputs else loss
 
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        output_dir = output_dir or self.args.output_dir
+        os.makedirs(output_dir, exist_ok=True)
+        model = self.accelerator.unwrap_model(self.model)
+        trainable = {k: p.detach().cpu().contiguous() for k, p in model.named_parameters() if p.requires_grad}
+        safetensors.torch.save_file(trainable, os.path.join(output_dir, CHECKPOINT_WEIGHTS), metadata={"format": "pt"})
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        model = model or self.model
+        state = safetensors.torch.load_file(os.path.join(resume_from_checkpoint, CHECKPOINT_WEIGHTS))
+        wanted = {k for k, p in model.named_parameters() if p.requires_grad}
+        if wanted - set(state) or set(state) - wanted:
+            raise ValueError(f"checkpoint {resume_from_checkpoint} does not match this run's trainable weights")
+        model.load_state_dict(state, strict=False)
+
 
 class ProgressCallback(TrainerCallback):
-    def __init__(self, on_progress):
+    """Loss history with the composite loss' terms, to ``on_progress`` and the log."""
+
+    def __init__(self, on_progress, terms):
         self.on_progress = on_progress
+        self.terms = terms  # a callable returning the last step's terms
+        self.history: list[dict] = []
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.on_progress and logs and "loss" in logs:
-            self.on_progress(
-                {"step": state.global_step, "max_steps": state.max_steps, "loss": round(float(logs["loss"]), 5)}
-            )
+        if not logs or "loss" not in logs:
+            return
+        entry = {"step": state.global_step, "max_steps": state.max_steps, "epoch": round(float(state.epoch or 0), 2),
+                 "loss": round(float(logs["loss"]), 5), **{k: round(v, 5) for k, v in self.terms().items()}}
+        log.info("step %(step)s/%(max_steps)s loss %(loss)s", entry)
+        self.history.append({k: v for k, v in entry.items() if k != "max_steps"})
+        if self.on_progress:
+            self.on_progress(entry)
 
 
 def apply_recipe(model, config: TrainConfig):
@@ -86,14 +170,29 @@ def finetune(
     config: TrainConfig,
     on_progress=None,
 ) -> dict:
-    """Fine-tune the model in ``base_dir`` on ``samples``; write merged safetensors to ``out_dir``."""
+    """Fine-tune the model in ``base_dir`` on ``samples``; write merged safetensors to ``out_dir``.
+
+    The metacognition head (the base's, or a fresh one) trains beside the model when beta > 0
+    and some samples carry step labels; it is saved next to the weights, marked trained.
+    A checkpoint left in ``work_dir`` by an interrupted call is resumed from.
+    """
     config.validate()
     torch.manual_seed(config.seed)
-    model, tokenizer = loading.load_model(base_dir)
-    model = apply_recipe(model, config)
+    lm, tokenizer = loading.load_model(base_dir)
+    head = load_head(base_dir) or MetaHead(MetaHeadConfig.for_hidden(lm.config.hidden_size))
+    lm = apply_recipe(lm, config)
+    dataset = PairDataset(tokenizer, samples, config.max_length)
+    train_head = config.beta > 0 and dataset.meta_rows > 0
+    head.requires_grad_(train_head)
+    model = MetaModel(lm, head)
     model.train()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    dataset = PairDataset(tokenizer, samples, config.max_length)
+    curriculum = None
+    if config.curriculum:
+        epochs = max(1, round(config.epochs)) if config.max_steps <= 0 else 1
+        curriculum = CurriculumSampler([r["kind"] for r in dataset.rows], start=config.curriculum_start,
+                                       end=config.curriculum_end, epochs=epochs, seed=config.seed)
+    resume = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
     args = TrainingArguments(
         output_dir=str(work_dir),
         per_device_train_batch_size=config.batch_size,
@@ -103,7 +202,8 @@ def finetune(
         lr_scheduler_type="cosine",
         warmup_steps=2,
         logging_steps=1,
-        save_strategy="no",
+        save_strategy="epoch",
+        save_total_limit=1,
         report_to=[],
         remove_unused_columns=False,
         use_cpu=not torch.cuda.is_available(),
@@ -117,19 +217,27 @@ def finetune(
         train_dataset=dataset,
         data_collator=PairCollator(tokenizer.pad_token_id),
         train_config=config,
-        callbacks=[ProgressCallback(on_progress)],
+        curriculum=curriculum,
     )
+    progress = ProgressCallback(on_progress, lambda: trainer.last_terms)
+    trainer.add_callback(progress)
     trainer.remove_callback(PrinterCallback)  # progress goes to on_progress (the run row) instead
+    if resume:
+        log.info("resuming from %s", resume)
     started = time.monotonic()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.monotonic() - started
-    history = [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h]
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    model.eval()
+    history = progress.history  # this call's steps (a resumed run's earlier steps are in its run row)
+    lm = model.lm
+    if hasattr(lm, "merge_and_unload"):
+        lm = lm.merge_and_unload()
+    lm.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
+    lm.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+    if train_head:
+        head.config.trained = True
+        save_head(head, out_dir)
     summary = {
         "config": config.to_dict(),
         "samples": len(dataset),
@@ -139,7 +247,12 @@ def finetune(
         "seconds": round(seconds, 1),
         "loss_history": history,
         "warnings": config.warnings(),
-        "meta_loss": "absent: no metacognition head in this run",
+        "tokens": trainer.tokens_seen,
+        "tokens_per_second": round(trainer.tokens_seen / seconds, 1) if seconds else None,
+        "resumed_from": Path(resume).name if resume else None,
+        "meta_rows": dataset.meta_rows,
+        "meta_loss": "trained" if train_head else "absent: beta is 0 or no sample carries step labels",
+        "curriculum": [round(curriculum.share(e), 3) for e in range(curriculum.epochs)] if curriculum else None,
     }
     (out_dir / "recipe.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -1,0 +1,180 @@
+"""The trainer without Django: loss terms move the model the way their docs say, the
+curriculum raises the reflection share, an interrupted fine-tune resumes, the head is saved."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from inference.engine import loading, workload
+from inference.engine.metahead import MetaHead, MetaHeadConfig, load_head
+from inference.engine.tiny import encode_pair
+from retrain.trainer.config import TrainConfig
+from retrain.trainer.data import CurriculumSampler, PairCollator, PairDataset
+from retrain.trainer.losses import mean_token_logprob, odds_ratio_loss
+from retrain.trainer.train import finetune, meta_rows_loss
+
+TINY = Path(__file__).resolve().parents[2] / "inference" / "engine" / "cogloop_tiny"
+
+
+def _samples(n=24, seed=3):
+    rows = []
+    for p in workload.problems(n, seed=seed, split="train"):
+        row = {"prompt": p.prompt, "chosen": p.response_text()}
+        if p.slice == workload.BLIND_SPOT:
+            row.update(rejected=p.response_text().replace(" - ", " + "), confidence=0.95, rejected_confidence=0.0)
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return loading.load_model(TINY)
+
+
+def _batch(tokenizer, samples):
+    return PairCollator(tokenizer.pad_token_id)(PairDataset(tokenizer, samples, 256).rows)
+
+
+def _sgd_step(params, loss, lr):
+    grads = torch.autograd.grad(loss, params)
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p -= lr * g
+
+
+def test_ce_step_raises_the_corrected_responses_probability(tiny):
+    model, tokenizer = tiny
+    model = type(model).from_pretrained(TINY)  # a copy this test may change
+    batch = _batch(tokenizer, _samples(8))
+    params = [p for p in model.parameters()]
+
+    def logp():
+        return mean_token_logprob(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+                                  batch["labels"]).mean()
+
+    before = logp().item()
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+    _sgd_step(params, out.loss, lr=0.05)
+    assert logp().item() > before
+
+
+def test_consistency_step_lowers_the_original_relative_to_the_correction(tiny):
+    _, tokenizer = tiny
+    model = loading.load_model(TINY)[0]
+    batch = _batch(tokenizer, [s for s in _samples(40) if "rejected" in s][:4])
+    params = [p for p in model.parameters()]
+
+    def margin():
+        chosen = mean_token_logprob(model(input_ids=batch["pair_chosen_input_ids"],
+                                          attention_mask=batch["pair_chosen_attention_mask"]).logits,
+                                    batch["pair_chosen_labels"])
+        rejected = mean_token_logprob(model(input_ids=batch["pair_rejected_input_ids"],
+                                            attention_mask=batch["pair_rejected_attention_mask"]).logits,
+                                      batch["pair_rejected_labels"])
+        return chosen, rejected
+
+    c0, r0 = margin()
+    _sgd_step(params, odds_ratio_loss(c0, r0), lr=0.05)
+    c1, r1 = margin()
+    assert (c1 - r1).mean().item() > (c0 - r0).mean().item()
+
+
+def test_meta_step_raises_labelled_strategies_and_moves_confidence_to_its_target(tiny):
+    model, tokenizer = tiny
+    samples = [s for s in _samples(40) if "rejected" in s][:4]
+    batch = _batch(tokenizer, samples)
+    assert all(batch["meta"]), "every corrected response's steps were placed"
+    torch.manual_seed(0)
+    head = MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size))
+    with torch.no_grad():
+        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       output_hidden_states=True).hidden_states[-1]
+
+    def readings():
+        probs, confs = [], []
+        for b, m in enumerate(batch["meta"]):
+            p = head.strategy_logits(hidden[b, m["positions"]]).softmax(-1)
+            probs.append(p[range(len(m["strategies"])), m["strategies"]].mean())
+            confs.append(torch.sigmoid(head.confidence_logit(hidden[b, m["answer"]])))
+        return torch.stack(probs).mean().item(), torch.stack(confs).mean().item()
+
+    p0, c0 = readings()
+    loss = torch.stack(meta_rows_loss(head, hidden, batch["meta"])).mean()
+    _sgd_step(list(head.parameters()), loss, lr=0.5)
+    p1, c1 = readings()
+    assert p1 > p0
+    assert abs(c1 - 0.95) < abs(c0 - 0.95)  # the corrected responses' target: the reviewer's 0.9-1.0
+
+
+def test_curriculum_raises_the_reflection_share_at_constant_epoch_length():
+    kinds = ["reflection"] * 10 + ["replay"] * 30
+    sampler = CurriculumSampler(kinds, start=0.2, end=0.8, epochs=4, seed=1)
+    shares = []
+    for epoch in range(4):
+        sampler.set_epoch(epoch)
+        picked = list(sampler)
+        assert len(picked) == len(kinds)
+        shares.append(sum(kinds[i] == "reflection" for i in picked) / len(picked))
+    assert shares == sorted(shares) and shares[0] == pytest.approx(0.2) and shares[-1] == pytest.approx(0.8)
+    sampler.set_epoch(0)
+    assert list(sampler) == list(sampler), "an epoch's order is reproducible (resume depends on it)"
+
+
+def test_curriculum_without_replay_is_a_plain_shuffle():
+    sampler = CurriculumSampler(["reflection"] * 5, start=0.3, end=0.7, epochs=3, seed=1)
+    assert sorted(sampler) == list(range(5))
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_finetune_resumes_from_its_checkpoint_and_ends_where_a_whole_run_ends(tmp_path):
+    samples = _samples(24)
+    config = TrainConfig(epochs=3, batch_size=8, seed=5)
+    whole = finetune(base_dir=TINY, samples=samples, out_dir=tmp_path / "whole", work_dir=tmp_path / "w1",
+                     config=config)
+
+    def stop_in_epoch_two(progress):
+        if progress["step"] == whole["steps"] // 3 + 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        finetune(base_dir=TINY, samples=samples, out_dir=tmp_path / "resumed", work_dir=tmp_path / "w2",
+                 config=config, on_progress=stop_in_epoch_two)
+    assert [p.name for p in (tmp_path / "w2").iterdir()] == [f"checkpoint-{whole['steps'] // 3}"]
+    resumed = finetune(base_dir=TINY, samples=samples, out_dir=tmp_path / "resumed", work_dir=tmp_path / "w2",
+                       config=config)
+    assert resumed["resumed_from"] == f"checkpoint-{whole['steps'] // 3}"
+    assert resumed["steps"] == whole["steps"]
+    a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+
+
+def test_finetune_saves_a_trained_head_that_gives_confidences(tmp_path):
+    summary = finetune(base_dir=TINY, samples=_samples(16), out_dir=tmp_path / "out", work_dir=tmp_path / "w",
+                       config=TrainConfig(epochs=1, batch_size=8))
+    assert summary["meta_loss"] == "trained" and summary["meta_rows"] == 16
+    assert {"loss", "ce", "meta"} <= set(summary["loss_history"][-1])
+    head = load_head(tmp_path / "out")
+    assert head is not None and head.config.trained
+    loading.check_safe(tmp_path / "out")
+
+
+def test_beta_zero_trains_no_head(tmp_path):
+    summary = finetune(base_dir=TINY, samples=_samples(8), out_dir=tmp_path / "out", work_dir=tmp_path / "w",
+                       config=TrainConfig(epochs=1, batch_size=8, beta=0.0))
+    assert summary["meta_loss"].startswith("absent")
+    assert load_head(tmp_path / "out") is None
+
+
+def test_encode_pair_matches_the_offsets_the_head_positions_use(tiny):
+    _, tokenizer = tiny
+    for s in _samples(12):
+        p, c = encode_pair(tokenizer, s["prompt"], s["chosen"])
+        row = PairDataset(tokenizer, [s], 256).rows[0]
+        assert row["meta"]["answer"] == len(p) + len(c) - 2  # the last token before EOS
