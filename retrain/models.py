@@ -25,7 +25,9 @@ class DatasetVersion(models.Model):
     period = models.CharField(max_length=7, unique=True)  # YYYY-MM
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT)
     samples = models.ManyToManyField(TrainingSample, related_name="dataset_versions")
-    counts = models.JSONField(default=dict)
+    counts = models.JSONField(default=dict)  # samples per kind
+    # strategy_steps, error_types, held_out_excluded (samples of held-out prompts), carried_over
+    composition = models.JSONField(default=dict)
     growth = models.FloatField(null=True, blank=True)
     sha256 = models.CharField(max_length=64)
     files = models.JSONField(default=dict)

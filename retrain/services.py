@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from annotation.models import Annotation
 from cogloop.errors import ApplicationError
+from feedback.services import prompt_fingerprint
 from inference import services as inference_services
 from inference.engine import workload
 from inference.models import ModelVersion
@@ -38,19 +39,28 @@ def _response(steps: list[dict], answer: str) -> str:
     return f"{lines}\n</think>\n\n{answer}"
 
 
+def held_out_fingerprints() -> set[str]:
+    """Near-duplicate keys of every held-out prompt the gate measures with."""
+    return {prompt_fingerprint(item["prompt"]) for item in eval_items()}
+
+
 @transaction.atomic
 def training_samples_collect() -> int:
-    """Turn approved annotations without samples into reflection and strategy samples."""
+    """Turn approved annotations without samples into reflection, strategy and uncertainty
+    samples. A prompt that is a held-out problem or a near-duplicate of one (same text up to
+    case, punctuation and spacing) is kept with split "eval" and never enters a dataset."""
     created = 0
     annotations = (
         Annotation.objects.filter(status=Annotation.Status.APPROVED, training_samples__isnull=True)
         .select_related("review_item__output")
         .order_by("pk")
     )
+    held_out = held_out_fingerprints()
     for a in annotations:
         output = a.review_item.output
         prompt = output.prompt
-        split = workload.split_of(prompt)
+        # Never train on a held-out problem, also not on a re-worded copy of one.
+        split = "eval" if prompt_fingerprint(prompt) in held_out else workload.split_of(prompt)
         chosen = _response(a.corrected_steps, a.corrected_answer)
         payloads = {
             TrainingSample.Kind.REFLECTION: {
@@ -104,29 +114,75 @@ def dataset_version_build(*, period: str | None = None) -> DatasetVersion:
         ranked = ranked[:room]
     ids = sorted(old_ids | {s.pk for group in ranked for s in group})
     samples = list(TrainingSample.objects.filter(pk__in=ids).order_by("pk"))
-    counts: dict[str, int] = {}
-    for s in samples:
-        counts[s.kind] = counts.get(s.kind, 0) + 1
     out_dir = Path(settings.VAR_DIR) / "datasets" / period
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sft = out_dir / "sft.jsonl"
-    with sft.open("w") as fh:
-        for s in samples:
-            if s.kind == TrainingSample.Kind.REFLECTION:
-                p = s.payload
-                fh.write(json.dumps({"messages": [{"role": "user", "content": p["prompt"]},
-                                                  {"role": "assistant", "content": p["chosen"]}]}) + "\n")
+    files = _export(out_dir, samples)
     digest = _hash([[s.kind, s.content_hash] for s in samples])
+    held_out = TrainingSample.objects.exclude(pk__in=old_ids).filter(split="eval").count()
     version = DatasetVersion.objects.create(
         period=period,
         parent=parent,
-        counts=counts,
+        counts=_kind_counts(samples),
+        composition={**_composition(samples), "held_out_excluded": held_out,
+                     "carried_over": len(new) - (len(ids) - len(old_ids))},
         growth=(len(ids) - len(old_ids)) / len(old_ids) if old_ids else None,
         sha256=digest,
-        files={"sft": str(sft)},
+        files=files,
     )
     version.samples.set(samples)
     return version
+
+
+def _kind_counts(samples: list[TrainingSample]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for s in samples:
+        counts[s.kind] = counts.get(s.kind, 0) + 1
+    return counts
+
+
+def _composition(samples: list[TrainingSample]) -> dict:
+    """Step counts by strategy (strategy samples) and reflection counts by error type."""
+    strategies: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    for s in samples:
+        if s.kind == TrainingSample.Kind.STRATEGY:
+            for step in s.payload["steps"]:
+                strategies[step["strategy"]] = strategies.get(step["strategy"], 0) + 1
+        elif s.kind == TrainingSample.Kind.REFLECTION:
+            errors[s.payload["error_type"]] = errors.get(s.payload["error_type"], 0) + 1
+    return {"strategy_steps": strategies, "error_types": errors}
+
+
+def _export(out_dir: Path, samples: list[TrainingSample]) -> dict:
+    """JSONL files a training stack reads as they are (``datasets.load_dataset("json")``):
+
+    sft.jsonl          {"messages": [user, assistant]}: the corrected responses (chat SFT)
+    preference.jsonl   {"prompt": [user], "chosen": [assistant], "rejected": [assistant]}: TRL's
+                       conversational preference format (DPO, ORPO, ...)
+    strategy.jsonl     {"prompt", "steps": [{"text", "strategy"}]}
+    uncertainty.jsonl  {"prompt", "answer", "low", "high"}
+    Returns {name: {"path", "rows", "sha256"}}.
+    """
+    rows: dict[str, list[dict]] = {"sft": [], "preference": [], "strategy": [], "uncertainty": []}
+    for s in samples:
+        p = s.payload
+        user = [{"role": "user", "content": p["prompt"]}]
+        if s.kind == TrainingSample.Kind.REFLECTION:
+            chosen = [{"role": "assistant", "content": p["chosen"]}]
+            rows["sft"].append({"messages": user + chosen})
+            rows["preference"].append({"prompt": user, "chosen": chosen,
+                                       "rejected": [{"role": "assistant", "content": p["rejected"]}]})
+        elif s.kind == TrainingSample.Kind.STRATEGY:
+            rows["strategy"].append({"prompt": p["prompt"], "steps": p["steps"]})
+        else:
+            rows["uncertainty"].append({k: p[k] for k in ("prompt", "answer", "low", "high")})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, items in rows.items():
+        path = out_dir / f"{name}.jsonl"
+        data = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items).encode()
+        path.write_bytes(data)
+        files[name] = {"path": str(path), "rows": len(items), "sha256": hashlib.sha256(data).hexdigest()}
+    return files
 
 
 def quarter_of(d: date) -> str:
