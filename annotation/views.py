@@ -1,84 +1,252 @@
+"""The reviewer pages. Thin: parse the request, call a service or selector, render."""
+
+from functools import wraps
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from annotation import services
-from annotation.forms import AnnotationForm, StepFormSet, corrected_steps_from
+from annotation import selectors, services
+from annotation.diff import step_diff
+from annotation.forms import (
+    AnnotationForm,
+    AuditFilterForm,
+    QueueFilterForm,
+    ReviewDecisionForm,
+    ReviewPolicyForm,
+    StepFormSet,
+    corrected_steps_from,
+    step_initial,
+)
+from annotation.models import Annotation
 from cogloop.errors import ApplicationError
-from feedback import services as feedback_services
 from feedback.models import ReviewItem
 
 
-@login_required
+def role_required(role: str):
+    """Logged in (else the login page) and holding ``role`` (else 403: reviewers see no lead pages)."""
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not services.user_has_role(request.user, role):
+                return render(request, "annotation/forbidden.html", {"role": role}, status=403)
+            return view(request, *args, **kwargs)
+        return wrapped
+    return decorator
+
+
+reviewer_required = role_required(services.REVIEWER)
+lead_required = role_required(services.LEAD)
+
+
+def _form_errors(form, exc: ApplicationError) -> None:
+    """A service's field errors onto the form's fields (or the form when it has no such field)."""
+    fields = exc.extra.get("fields") or {}
+    for field, errors in fields.items():
+        for error in errors:
+            form.add_error(field if field in form.fields else None, f"{field.replace('_', ' ')}: {error}"
+                           if field not in form.fields else error)
+    if not fields:
+        form.add_error(None, exc.message)
+
+
+@reviewer_required
 def queue(request):
-    items = (
-        ReviewItem.objects.filter(status__in=[ReviewItem.Status.QUEUED, ReviewItem.Status.CLAIMED])
-        .select_related("output", "claimed_by", "output__model_version")
-        .order_by("priority", "created_at")[:100]
-    )
-    counts = {s: ReviewItem.objects.filter(status=s).count() for s in ReviewItem.Status.values}
-    done_today = request.user.annotations.count()
-    return render(request, "annotation/queue.html", {"items": items, "counts": counts, "done": done_today})
+    filters = QueueFilterForm(request.GET or None, model_versions=selectors.model_version_names())
+    cleaned = filters.cleaned_data if filters.is_valid() else {}
+    items = selectors.queue_items(filters=cleaned, user=request.user)
+    shown = list(items[: selectors.QUEUE_LIMIT])
+    is_lead = services.user_has_role(request.user, services.LEAD)
+    return render(request, "annotation/queue.html", {
+        "items": shown,
+        "matching": items.count() if len(shown) == selectors.QUEUE_LIMIT else len(shown),
+        "filters": filters,
+        "counts": selectors.queue_counts(),
+        "progress": selectors.progress_today(user=request.user),
+        "is_lead": is_lead,
+    })
 
 
-@login_required
+@reviewer_required
 @require_POST
 def claim(request, item_id):
+    """A form post (redirects) or the item page's script claiming in place (JSON), which keeps
+    the work typed into the page."""
+    wants_json = request.headers.get("Accept") == "application/json"
     try:
-        feedback_services.review_item_claim(item_id=item_id, user=request.user)
-        services.audit(actor=request.user, action="claim", review_item=ReviewItem.objects.get(pk=item_id))
+        item = services.review_claim(item_id=item_id, user=request.user)
     except ApplicationError as exc:
+        if wants_json:
+            return JsonResponse({"held": False, "code": exc.code, "message": exc.message}, status=exc.status)
         messages.error(request, exc.message)
         return redirect("annotation:queue")
+    if wants_json:
+        return JsonResponse({"held": True, "expires_at": item.lease_expires_at.isoformat()})
     return redirect("annotation:item", item_id=item_id)
 
 
-@login_required
+@reviewer_required
 @require_POST
 def claim_next(request):
-    item = feedback_services.review_item_claim_next(user=request.user)
+    item = services.review_claim_next(user=request.user)
     if item is None:
-        messages.info(request, "The queue is empty.")
+        messages.info(request, "Nothing left for you to review.")
         return redirect("annotation:queue")
-    services.audit(actor=request.user, action="claim", review_item=item)
     return redirect("annotation:item", item_id=item.pk)
 
 
-@login_required
+@reviewer_required
+@require_POST
+def lease(request, item_id):
+    """Heartbeat of an open item page: renews the lease, or says that it is gone."""
+    try:
+        item = services.review_renew(item_id=item_id, user=request.user)
+    except ApplicationError as exc:
+        return JsonResponse({"held": False, "code": exc.code, "message": exc.message}, status=exc.status)
+    return JsonResponse({"held": True, "expires_at": item.lease_expires_at.isoformat()})
+
+
+@reviewer_required
+@require_POST
+def release(request, item_id):
+    """Skip (a form post) or leaving the page (a beacon from the page's script)."""
+    reason = "leave" if request.POST.get("reason") == "leave" else "skip"
+    released = services.review_release(item_id=item_id, user=request.user, reason=reason)
+    if reason == "leave":
+        return HttpResponse(status=204)
+    if released:
+        messages.info(request, f"Item {item_id} skipped: it is back in the queue.")
+    return redirect("annotation:queue")
+
+
+@reviewer_required
 def item(request, item_id):
-    review_item = get_object_or_404(ReviewItem.objects.select_related("output", "output__model_version"), pk=item_id)
+    review_item = get_object_or_404(ReviewItem.objects.select_related("output__model_version", "claimed_by"), pk=item_id)
     output = review_item.output
-    holds_lease = review_item.status == ReviewItem.Status.CLAIMED and review_item.claimed_by_id == request.user.pk
     if request.method == "POST":
         form = AnnotationForm(request.POST)
         steps = StepFormSet(request.POST, prefix="steps")
         if form.is_valid() and steps.is_valid():
             try:
+                if request.POST.get("reclaim"):
+                    services.review_claim(item_id=review_item.pk, user=request.user)
                 services.annotation_submit(
-                    item_id=review_item.pk,
-                    annotator=request.user,
-                    corrected_steps=corrected_steps_from(steps),
+                    item_id=review_item.pk, annotator=request.user, corrected_steps=corrected_steps_from(steps),
                     **form.cleaned_data,
                 )
             except ApplicationError as exc:
                 # The reviewer's work stays in the page so it can be sent again after re-claiming.
-                for field, errors in exc.extra.get("fields", {}).items():
-                    for error in errors:
-                        form.add_error(field if field in form.fields else None, error)
-                if not exc.extra.get("fields"):
-                    form.add_error(None, exc.message)
+                _form_errors(form, exc)
             else:
-                messages.success(request, "Correction saved.")
+                messages.success(request, f"Correction of item {review_item.pk} saved.")
+                if request.POST.get("then") == "next":
+                    return claim_next(request)
                 return redirect("annotation:queue")
+        review_item.refresh_from_db()
     else:
-        form = AnnotationForm(initial={"confidence_low": 0.5, "confidence_high": 0.9, "transparent": "yes"})
-        steps = StepFormSet(
-            prefix="steps",
-            initial=[{"text": s["text"], "strategy": s["strategy"], "ORDER": s["index"]} for s in output.steps],
-        )
-    return render(
-        request,
-        "annotation/item.html",
-        {"item": review_item, "output": output, "form": form, "steps": steps, "holds_lease": holds_lease},
+        form = AnnotationForm(initial={"confidence_low": 0.5, "confidence_high": 0.9, "transparent": "yes",
+                                       "corrected_answer": output.answer})
+        steps = StepFormSet(prefix="steps", initial=step_initial(output.steps))
+    now = timezone.now()
+    claimed = review_item.status == ReviewItem.Status.CLAIMED
+    live = claimed and review_item.lease_expires_at is not None and review_item.lease_expires_at >= now
+    holds_lease = live and review_item.claimed_by_id == request.user.pk
+    return render(request, "annotation/item.html", {
+        "item": review_item, "output": output, "form": form, "steps": steps, "holds_lease": holds_lease,
+        "held_by_other": live and review_item.claimed_by_id != request.user.pk,
+        "claimable": review_item.status == ReviewItem.Status.QUEUED or (claimed and not live)
+        or holds_lease,
+        "mine_waiting": review_item.annotations.filter(annotator=request.user,
+                                                       status=Annotation.Status.AWAITING_TWIN).exists(),
+        "original_steps": [{"text": s["text"], "strategy": s.get("strategy") or ""} for s in output.steps],
+    })
+
+
+# -- leads ----------------------------------------------------------------------------------
+
+@lead_required
+def second_review(request):
+    annotations = selectors.second_review_queue(user=request.user)
+    page = Paginator(annotations, 50).get_page(request.GET.get("page"))
+    return render(request, "annotation/second_review.html", {"page": page})
+
+
+@lead_required
+def annotation_review(request, annotation_id):
+    annotation = get_object_or_404(
+        Annotation.objects.select_related("annotator", "second_reviewer", "review_item__output__model_version"),
+        pk=annotation_id,
     )
+    output = annotation.review_item.output
+    decision = ReviewDecisionForm(request.POST or None)
+    if request.method == "POST":
+        form = AnnotationForm(request.POST)
+        steps = StepFormSet(request.POST, prefix="steps")
+        if decision.is_valid():
+            try:
+                if decision.cleaned_data["decision"] == "reject":
+                    services.annotation_reject(annotation_id=annotation.pk, reviewer=request.user,
+                                               reason=decision.cleaned_data["reason"])
+                    messages.success(request, f"Annotation {annotation.pk} rejected.")
+                    return redirect("annotation:second-review")
+                if form.is_valid() and steps.is_valid():
+                    services.annotation_approve(
+                        annotation_id=annotation.pk, reviewer=request.user,
+                        changes={**form.cleaned_data, "corrected_steps": corrected_steps_from(steps)},
+                    )
+                    messages.success(request, f"Annotation {annotation.pk} approved.")
+                    return redirect("annotation:second-review")
+            except ApplicationError as exc:
+                _form_errors(decision if exc.extra.get("fields", {}).get("reason") else form, exc)
+    else:
+        form = AnnotationForm(initial={f: getattr(annotation, f) for f in (
+            "corrected_answer", "first_wrong_step", "error_type", "correction_strategy", "confidence_low",
+            "confidence_high")} | {"transparent": "yes" if annotation.transparent else "no"})
+        steps = StepFormSet(prefix="steps", initial=step_initial(annotation.corrected_steps))
+    twins = selectors.annotation_twins(annotation)
+    return render(request, "annotation/annotation_review.html", {
+        "annotation": annotation, "output": output, "form": form, "steps": steps, "decision": decision,
+        "diff": step_diff(output.steps, annotation.corrected_steps),
+        "twins": [(t, step_diff(annotation.corrected_steps, t.corrected_steps)) for t in twins],
+        "reviewable": annotation.status in services.REVIEWABLE and annotation.annotator_id != request.user.pk,
+    })
+
+
+@lead_required
+def agreement(request):
+    rows, overall = selectors.agreement_per_reviewer()
+    return render(request, "annotation/agreement.html", {"rows": rows, "overall": overall,
+                                                         "policy": services.review_policy_get()})
+
+
+@lead_required
+def audit_log(request):
+    filters = AuditFilterForm(request.GET or None)
+    events = selectors.audit_events(filters=filters.cleaned_data if filters.is_valid() else {})
+    page = Paginator(events, 100).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "annotation/audit.html", {"filters": filters, "page": page, "query": query.urlencode()})
+
+
+@lead_required
+def review_settings(request):
+    policy = services.review_policy_get()
+    form = ReviewPolicyForm(request.POST or None, initial={
+        f: getattr(policy, f) for f in ("second_review_share", "double_annotation_share", "lease_minutes")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.review_policy_update(actor=request.user, **form.cleaned_data)
+        except ApplicationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "Review settings saved.")
+            return redirect(reverse("annotation:settings"))
+        policy.refresh_from_db()
+    return render(request, "annotation/settings.html", {"form": form, "policy": policy})

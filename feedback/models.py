@@ -72,10 +72,15 @@ class ReviewItem(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="claimed_items"
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # 2 when the item is annotated twice blind (agreement measurement); set at the first submit.
+    annotations_wanted = models.PositiveSmallIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["status", "priority", "created_at"])]
+        indexes = [
+            models.Index(fields=["status", "priority", "created_at"]),
+            models.Index(fields=["claimed_by", "status"], name="reviewitem_claimed_by_status"),
+        ]
 
     def __str__(self) -> str:
         return f"ReviewItem {self.pk} ({self.reason}, {self.status})"

@@ -274,35 +274,47 @@ def _insert_many(rows: list[dict]) -> list[int]:
 # -- the review queue -----------------------------------------------------------------------
 
 def _claimable(now):
+    """Queued, or claimed under a lease that ran out: an expired lease returns the item to the queue."""
     return Q(status=ReviewItem.Status.QUEUED) | Q(status=ReviewItem.Status.CLAIMED, lease_expires_at__lt=now)
 
 
 @transaction.atomic
-def review_item_claim(*, item_id: int, user) -> ReviewItem:
-    """Claim an item with a lease. Another reviewer's live lease is a refusal, not a steal."""
+def review_item_claim(*, item_id: int, user, lease: timedelta = LEASE) -> ReviewItem:
+    """Claim an item with a lease. Another reviewer's live lease is a refusal, not a steal.
+
+    The row lock (select_for_update) serialises concurrent claims: the second claimant
+    reads the first one's committed lease and is refused.
+    """
     now = timezone.now()
     item = ReviewItem.objects.select_for_update().filter(pk=item_id).first()
     if item is None:
         raise ApplicationError("no such review item", code="not_found", status=404)
     if item.status == ReviewItem.Status.CLAIMED and item.claimed_by_id == user.pk:
-        pass  # renewing one's own lease
+        pass  # renewing one's own lease (also one that just ran out and nobody took)
     elif not ReviewItem.objects.filter(_claimable(now), pk=item.pk).exists():
         raise ApplicationError("this item is claimed by another reviewer or already done", code="not_claimable", status=409)
     item.status = ReviewItem.Status.CLAIMED
     item.claimed_by = user
-    item.lease_expires_at = now + LEASE
+    item.lease_expires_at = now + lease
     item.save(update_fields=["status", "claimed_by", "lease_expires_at"])
     return item
 
 
 @transaction.atomic
-def review_item_claim_next(*, user) -> ReviewItem | None:
+def review_item_claim_next(*, user, lease: timedelta = LEASE, exclude_ids=None) -> ReviewItem | None:
+    """Claim the best unclaimed item: lowest priority value, then the oldest.
+
+    ``exclude_ids`` (ids or a subquery of ids) are never offered, e.g. items this user
+    annotated already. Locked rows are skipped, so concurrent callers get different items.
+    """
     now = timezone.now()
     candidates = ReviewItem.objects.select_for_update(skip_locked=True).filter(_claimable(now))
+    if exclude_ids is not None:
+        candidates = candidates.exclude(pk__in=exclude_ids)
     item = candidates.order_by("priority", "created_at").first()
     if item is None:
         return None
-    return review_item_claim(item_id=item.pk, user=user)
+    return review_item_claim(item_id=item.pk, user=user, lease=lease)
 
 
 def review_item_require_lease(*, item: ReviewItem, user) -> None:
@@ -313,8 +325,45 @@ def review_item_require_lease(*, item: ReviewItem, user) -> None:
 
 
 @transaction.atomic
+def review_item_renew(*, item_id: int, user, lease: timedelta = LEASE) -> ReviewItem:
+    """Extend a live lease (the open item page calls this every minute). An expired lease is not
+    renewed silently: the reviewer is told and claims again, since someone else may have it."""
+    item = ReviewItem.objects.select_for_update().filter(pk=item_id).first()
+    if item is None:
+        raise ApplicationError("no such review item", code="not_found", status=404)
+    review_item_require_lease(item=item, user=user)
+    item.lease_expires_at = timezone.now() + lease
+    item.save(update_fields=["lease_expires_at"])
+    return item
+
+
+@transaction.atomic
+def review_item_release(*, item_id: int, user) -> bool:
+    """Give a claimed item back to the queue (skip, or the page was left). Only the holder can;
+    anything else is a no-op that returns False."""
+    released = ReviewItem.objects.filter(pk=item_id, status=ReviewItem.Status.CLAIMED, claimed_by=user).update(
+        status=ReviewItem.Status.QUEUED, claimed_by=None, lease_expires_at=None
+    )
+    return bool(released)
+
+
+@transaction.atomic
 def review_item_mark_annotated(*, item: ReviewItem) -> ReviewItem:
     item.status = ReviewItem.Status.ANNOTATED
     item.lease_expires_at = None
     item.save(update_fields=["status", "lease_expires_at"])
+    return item
+
+
+@transaction.atomic
+def review_item_requeue(*, item: ReviewItem, annotations_wanted: int | None = None) -> ReviewItem:
+    """Back to the queue, unclaimed: for a blind second annotation, or after a rejection."""
+    item.status = ReviewItem.Status.QUEUED
+    item.claimed_by = None
+    item.lease_expires_at = None
+    fields = ["status", "claimed_by", "lease_expires_at"]
+    if annotations_wanted is not None:
+        item.annotations_wanted = annotations_wanted
+        fields.append("annotations_wanted")
+    item.save(update_fields=fields)
     return item

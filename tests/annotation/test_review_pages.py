@@ -40,7 +40,8 @@ def test_pages_need_login(client, item):
     assert client.get(f"/review/{item.pk}/").url.startswith("/accounts/login/")
 
 
-def test_claim_correct_and_submit_creates_an_approved_annotation(client, reviewer, item):
+def test_claim_correct_and_submit_creates_an_approved_annotation(client, reviewer, item, policy):
+    policy(second=0.0, double=0.0)
     client.force_login(reviewer)
     r = client.post("/review/next")
     assert r.status_code == 302 and r.url == f"/review/{item.pk}/"
@@ -90,8 +91,8 @@ def test_expired_lease_cannot_submit_and_work_is_kept(client, reviewer, item):
     assert Annotation.objects.count() == 0
 
 
-def test_another_reviewers_live_claim_is_refused(client, reviewer, django_user_model, item):
-    other = django_user_model.objects.create_user(username="otto", password="x-pass-123")
+def test_another_reviewers_live_claim_is_refused(client, reviewer, make_user, item):
+    other = make_user("otto")
     client.force_login(other)
     client.post(f"/review/{item.pk}/claim")
     client.force_login(reviewer)
