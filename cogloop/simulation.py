@@ -82,11 +82,31 @@ def correction_for(output_steps: list[dict], prompt: str) -> dict | None:
     }
 
 
-def review_queue(username: str, password: str, *, limit: int | None = None, on_each=None) -> int:
-    """Log in as a reviewer and work the queue through the web pages until it is empty."""
+def _team_member(username: str, role: str) -> tuple[str, str]:
+    """A simulated colleague with ``role`` and a fresh password (the demo's helpers, not people)."""
+    import secrets
+
+    from django.contrib.auth import get_user_model
+
+    from annotation import services as annotation_services
+
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    password = secrets.token_urlsafe(16)
+    user.set_password(password)
+    user.save()
+    annotation_services.user_role_grant(user=user, role=role)
+    return username, password
+
+
+def _login(username: str, password: str) -> Client:
     client = Client()
     if not client.login(username=username, password=password):
-        raise RuntimeError(f"reviewer {username} cannot log in")
+        raise RuntimeError(f"{username} cannot log in")
+    return client
+
+
+def _work_queue(client: Client, *, limit: int | None, on_each=None) -> int:
+    """Claim the next item and submit its correction through the item page, until none is left."""
     done = 0
     while limit is None or done < limit:
         response = client.post("/review/next")
@@ -100,6 +120,7 @@ def review_queue(username: str, password: str, *, limit: int | None = None, on_e
         output = ReviewItem.objects.select_related("output").get(pk=int(item_url.rstrip("/").split("/")[-1])).output
         fix = correction_for(output.steps, output.prompt)
         if fix is None:
+            client.post(f"{item_url}release", {"reason": "skip"})
             continue
         data = {
             "steps-TOTAL_FORMS": str(len(fix["steps"])),
@@ -125,4 +146,67 @@ def review_queue(username: str, password: str, *, limit: int | None = None, on_e
         done += 1
         if on_each:
             on_each(done)
+    return done
+
+
+def _second_review(client: Client) -> int:
+    """A lead approves every annotation waiting for second review, through the review pages."""
+    from annotation.models import Annotation
+
+    approved = 0
+    while True:
+        listing = client.get("/review/second/")
+        if listing.status_code != 200:
+            raise RuntimeError(f"the second review page answered {listing.status_code}")
+        ids = [int(i) for i in re.findall(r'data-annotation="(\d+)"', listing.content.decode())]
+        if not ids:
+            return approved
+        for annotation_id in ids:
+            url = f"/review/annotations/{annotation_id}/"
+            if client.get(url).status_code != 200:
+                raise RuntimeError(f"{url} did not open")
+            # The form on the page is filled with the annotation; the lead sends it back unchanged.
+            a = Annotation.objects.get(pk=annotation_id)
+            data = {
+                "decision": "approve", "reason": "",
+                "steps-TOTAL_FORMS": str(len(a.corrected_steps)), "steps-INITIAL_FORMS": "0",
+                "steps-MIN_NUM_FORMS": "0", "steps-MAX_NUM_FORMS": "1000",
+                "corrected_answer": a.corrected_answer, "first_wrong_step": a.first_wrong_step or "",
+                "error_type": a.error_type, "correction_strategy": a.correction_strategy,
+                "confidence_low": a.confidence_low, "confidence_high": a.confidence_high,
+                "transparent": "yes" if a.transparent else "no",
+            }
+            for i, step in enumerate(a.corrected_steps):
+                data[f"steps-{i}-text"] = step["text"]
+                data[f"steps-{i}-strategy"] = step["strategy"]
+                data[f"steps-{i}-ORDER"] = str(i + 1)
+            result = client.post(url, data)
+            if result.status_code != 302:
+                raise RuntimeError(f"approving annotation {annotation_id} failed ({result.status_code})")
+            approved += 1
+
+
+def review_queue(username: str, password: str, *, limit: int | None = None, on_each=None) -> int:
+    """Log in as a reviewer and work the queue through the web pages until it is empty (or
+    ``limit`` items are done).
+
+    The reviewer works with two simulated colleagues, as the review policy expects: another
+    reviewer (``<username>-blind``) who gives the blind second annotation of the items drawn
+    for double annotation, and a lead (``<username>-lead``) who approves the annotations drawn
+    for second review. Returns how many items ``username`` annotated.
+    """
+    from django.contrib.auth import get_user_model
+
+    from annotation import services as annotation_services
+
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise RuntimeError(f"reviewer {username} does not exist")
+    annotation_services.user_role_grant(user=user, role=annotation_services.REVIEWER)
+    blind = _login(*_team_member(f"{username}-blind", annotation_services.REVIEWER))
+    lead = _login(*_team_member(f"{username}-lead", annotation_services.LEAD))
+    done = _work_queue(_login(username, password), limit=limit, on_each=on_each)
+    if limit is None:  # with a limit the queue is not finished, so the colleagues wait too
+        _work_queue(blind, limit=None)
+        _second_review(lead)
     return done
