@@ -1,0 +1,242 @@
+"""The dashboards' reads: every aggregation runs in SQL and returns a few rows per day,
+bin, status or version, so a page costs a fixed number of queries whatever the row count.
+
+Time-bucketed reads over outputs take ``since`` and lean on the covering index
+``output_created_scores`` (created_at, including version and score columns): PostgreSQL
+answers them with an index-only scan instead of reading the wide rows (prompt, raw text).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.db import connection
+from django.db.models import Avg, Count, F, FloatField, Min, Q, Value
+from django.db.models.functions import Floor, Least, TruncDay
+from django.utils import timezone
+
+from annotation.models import Annotation
+from feedback.models import CapturePolicy, ReviewItem
+from inference.models import ModelVersion, Output
+from retrain.models import DatasetVersion, Evaluation, TrainingRun, TrainingSample
+
+SCORE_BINS = 20  # histogram bins of width 0.05 over [0, 1]
+
+# Open review items by age: (label, lower bound).
+AGE_BUCKETS = [("< 1 h", timedelta(0)), ("1–6 h", timedelta(hours=1)), ("6–24 h", timedelta(hours=6)),
+               ("1–3 d", timedelta(days=1)), ("3–7 d", timedelta(days=3)), ("> 7 d", timedelta(days=7))]
+
+OPEN_STATUSES = [ReviewItem.Status.QUEUED, ReviewItem.Status.CLAIMED]
+
+
+def capture_threshold() -> float:
+    policy = CapturePolicy.objects.filter(pk=1).only("score_below").first()
+    return policy.score_below if policy else CapturePolicy._meta.get_field("score_below").default
+
+
+def version_labels() -> dict[int | None, dict]:
+    """Every model version's name and status by id (None: outputs scored without a version)."""
+    labels: dict[int | None, dict] = {None: {"name": "external", "status": ""}}
+    for pk, name, status in ModelVersion.objects.values_list("pk", "name", "status"):
+        labels[pk] = {"name": name, "status": status}
+    return labels
+
+
+def cognition_by_day(*, since: datetime, low_below: float) -> list[dict]:
+    """Per day and model version: outputs, mean score and parts, mean confidence (where the
+    head gave one), and outputs scoring below ``low_below``."""
+    return list(
+        Output.objects.filter(created_at__gte=since)
+        .annotate(day=TruncDay("created_at"))
+        .values("day", "model_version_id")
+        .annotate(
+            n=Count("id"),
+            score=Avg("cognition_score"),
+            consistency=Avg("consistency"),
+            adaptability=Avg("adaptability"),
+            confidence=Avg("model_confidence"),
+            n_confidence=Count("model_confidence"),
+            n_low=Count("id", filter=Q(cognition_score__lt=low_below)),
+        )
+        .order_by("day", "model_version_id")
+    )
+
+
+def score_histogram(*, since: datetime) -> dict[int | None, list[int]]:
+    """Outputs per score bin (width 1 / SCORE_BINS; a score of 1 falls in the top bin) per version."""
+    rows = (
+        Output.objects.filter(created_at__gte=since)
+        .annotate(bin=Least(Floor(F("cognition_score") * SCORE_BINS), Value(SCORE_BINS - 1.0), output_field=FloatField()))
+        .values("model_version_id", "bin")
+        .annotate(n=Count("id"))
+    )
+    counts: dict[int | None, list[int]] = defaultdict(lambda: [0] * SCORE_BINS)
+    for row in rows:
+        counts[row["model_version_id"]][max(0, int(row["bin"]))] += row["n"]
+    return dict(counts)
+
+
+def outputs_by_day(*, since: datetime) -> dict:
+    rows = (Output.objects.filter(created_at__gte=since).annotate(day=TruncDay("created_at"))
+            .values("day").annotate(n=Count("id")).order_by("day"))
+    return {r["day"]: r["n"] for r in rows}
+
+
+def captures_by_day(*, since: datetime) -> list[dict]:
+    """Review items created per day and capture reason."""
+    return list(
+        ReviewItem.objects.filter(created_at__gte=since)
+        .annotate(day=TruncDay("created_at"))
+        .values("day", "reason")
+        .annotate(n=Count("id"))
+        .order_by("day", "reason")
+    )
+
+
+def queue_depth() -> list[dict]:
+    """Review items by status and reason (all time: the queue has no window)."""
+    return list(ReviewItem.objects.values("status", "reason").annotate(n=Count("id")).order_by("status", "reason"))
+
+
+def queue_age(*, now: datetime | None = None) -> dict:
+    """Open items per age bucket, the oldest one's creation time and expired claims, in one query."""
+    now = now or timezone.now()
+    bounds = [now - lower for _, lower in AGE_BUCKETS] + [None]
+    buckets = {}
+    for i, (label, _) in enumerate(AGE_BUCKETS):
+        newer_than = Q(created_at__gt=bounds[i + 1]) if bounds[i + 1] else Q()
+        buckets[f"age_{i}"] = Count("id", filter=Q(created_at__lte=bounds[i]) & newer_than)
+    row = ReviewItem.objects.filter(status__in=OPEN_STATUSES).aggregate(
+        open=Count("id"),
+        oldest=Min("created_at"),
+        expired_claims=Count("id", filter=Q(status=ReviewItem.Status.CLAIMED, lease_expires_at__lt=now)),
+        **buckets,
+    )
+    return {
+        "open": row["open"],
+        "oldest": row["oldest"],
+        "expired_claims": row["expired_claims"],
+        "buckets": [(label, row[f"age_{i}"]) for i, (label, _) in enumerate(AGE_BUCKETS)],
+    }
+
+
+def annotations_by_day_and_reviewer(*, since: datetime) -> list[dict]:
+    return list(
+        Annotation.objects.filter(created_at__gte=since)
+        .annotate(day=TruncDay("created_at"))
+        .values("day", "annotator__username")
+        .annotate(n=Count("id"))
+        .order_by("day", "annotator__username")
+    )
+
+
+def reviewer_totals(*, since: datetime) -> list[dict]:
+    """Per reviewer in the window: annotations by status, error-free verdicts, and
+    transparency verdicts (how often they judged the original reasoning understandable)."""
+    return list(
+        Annotation.objects.filter(created_at__gte=since)
+        .values("annotator__username")
+        .annotate(
+            n=Count("id"),
+            approved=Count("id", filter=Q(status=Annotation.Status.APPROVED)),
+            rejected=Count("id", filter=Q(status=Annotation.Status.REJECTED)),
+            submitted=Count("id", filter=Q(status=Annotation.Status.SUBMITTED)),
+            transparent=Count("id", filter=Q(transparent=True)),
+            second_reviews=Count("id", filter=Q(second_reviewer__isnull=False)),
+        )
+        .order_by("-n", "annotator__username")
+    )
+
+
+def dataset_versions(*, limit: int = 24) -> list[DatasetVersion]:
+    """The newest ``limit`` monthly versions, oldest first."""
+    newest = DatasetVersion.objects.order_by("-period").only("period", "counts", "growth", "sha256", "created_at")
+    return list(reversed(newest[:limit]))
+
+
+def dataset_error_types(*, version_ids: list[int]) -> list[dict]:
+    """Reflection samples (one per corrected answer) per dataset version and the error type
+    the reviewer named."""
+    through = DatasetVersion.samples.through
+    return list(
+        through.objects.filter(datasetversion_id__in=version_ids, trainingsample__kind=TrainingSample.Kind.REFLECTION)
+        .values("datasetversion_id", error_type=F("trainingsample__source_annotation__error_type"))
+        .annotate(n=Count("id"))
+        .order_by("datasetversion_id", "error_type")
+    )
+
+
+def dataset_step_strategies(*, version_ids: list[int]) -> list[dict]:
+    """Corrected steps per dataset version and strategy, counted inside the strategy samples'
+    JSON (``payload.steps[].strategy``). The ORM has no way to expand a JSON array, so this
+    is the one raw query, in each backend's own JSON function."""
+    if not version_ids:
+        return []
+    through = DatasetVersion.samples.through._meta.db_table
+    samples = TrainingSample._meta.db_table
+    if connection.vendor == "postgresql":
+        expand = "jsonb_array_elements(s.payload -> 'steps') AS e"
+        strategy = "e ->> 'strategy'"
+    else:
+        expand = "json_each(s.payload, '$.steps') AS e"
+        strategy = "json_extract(e.value, '$.strategy')"
+    placeholders = ", ".join(["%s"] * len(version_ids))
+    sql = (
+        f"SELECT d.datasetversion_id, COALESCE({strategy}, 'other') AS strategy, COUNT(*) "
+        f"FROM {through} d JOIN {samples} s ON s.id = d.trainingsample_id, {expand} "
+        f"WHERE s.kind = %s AND d.datasetversion_id IN ({placeholders}) GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [TrainingSample.Kind.STRATEGY, *version_ids])
+        return [{"datasetversion_id": v, "strategy": s, "n": n} for v, s, n in cursor.fetchall()]
+
+
+def training_runs(*, limit: int = 12) -> list[TrainingRun]:
+    """The newest runs, newest first, with the rows their page names."""
+    return list(
+        TrainingRun.objects.select_related("dataset", "base_version", "result_version")
+        .defer("dataset__files", "base_version__manifest", "result_version__manifest")
+        .order_by("-created_at")[:limit]
+    )
+
+
+def model_versions(*, limit: int = 12) -> list[ModelVersion]:
+    """The newest versions, oldest first (the order they were made in)."""
+    newest = ModelVersion.objects.defer("manifest").order_by("-created_at", "-pk")[:limit]
+    return list(reversed(newest))
+
+
+def latest_evaluations(*, version_ids: list[int]) -> dict[int, Evaluation]:
+    """Each version's newest evaluation (a version serving during several runs has several)."""
+    latest: dict[int, Evaluation] = {}
+    for ev in Evaluation.objects.filter(model_version_id__in=version_ids).order_by("created_at", "pk"):
+        latest[ev.model_version_id] = ev
+    return latest
+
+
+def gate_decisions(*, version_ids: list[int]) -> dict[int, TrainingRun]:
+    """The run that produced each version (its gate decision), by version id."""
+    runs = TrainingRun.objects.filter(result_version_id__in=version_ids).only(
+        "period", "decision", "stage", "result_version_id", "recipe")
+    return {run.result_version_id: run for run in runs}
+
+
+def overview(*, now: datetime | None = None) -> dict:
+    """The landing page's headline numbers."""
+    now = now or timezone.now()
+    day = Output.objects.filter(created_at__gte=now - timedelta(days=1)).aggregate(
+        n=Count("id"), score=Avg("cognition_score"))
+    week = Output.objects.filter(created_at__gte=now - timedelta(days=7)).aggregate(
+        n=Count("id"), score=Avg("cognition_score"))
+    return {
+        "outputs_24h": day["n"],
+        "score_24h": day["score"],
+        "outputs_7d": week["n"],
+        "score_7d": week["score"],
+        "captured_7d": ReviewItem.objects.filter(created_at__gte=now - timedelta(days=7)).count(),
+        "annotations_7d": Annotation.objects.filter(created_at__gte=now - timedelta(days=7)).count(),
+        "active": ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).only("name", "promoted_at").first(),
+        "last_run": TrainingRun.objects.only("period", "stage", "created_at").order_by("-created_at").first(),
+        "last_dataset": DatasetVersion.objects.only("period", "counts", "growth").order_by("-period").first(),
+    }

@@ -1,0 +1,56 @@
+"""Every dashboard page in a real browser: staff see drawn charts, a reviewer is refused."""
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.conftest import browser_login
+from tests.dashboards.seed import seed_loop
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PAGES = ["/dashboards/", "/dashboards/cognition/", "/dashboards/capture/", "/dashboards/queue/",
+         "/dashboards/reviewers/", "/dashboards/datasets/", "/dashboards/training/", "/dashboards/models/"]
+SCREENSHOTS = Path(settings.VAR_DIR) / "screenshots"
+
+
+@pytest.fixture
+def seeded(django_user_model):
+    django_user_model.objects.create_user(username="stella", password="staff-pass-1", is_staff=True)
+    return seed_loop()
+
+
+def test_staff_see_every_dashboard_with_drawn_charts(page, seeded):
+    browser_login(page, "stella", "staff-pass-1")
+    page.get_by_role("link", name="Dashboards").click()
+    assert page.url.endswith("/dashboards/")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for path in PAGES:
+        response = page.goto(path)
+        assert response.status == 200, path
+        assert page.locator("nav[aria-label=Dashboards] a[aria-current=page]").count() == 1
+        charts = page.locator("svg.chart")
+        if path != "/dashboards/":
+            assert charts.count() > 0, path
+        for i in range(charts.count()):
+            chart = charts.nth(i)
+            chart.scroll_into_view_if_needed()
+            box = chart.bounding_box()
+            assert box and box["width"] > 300 and box["height"] > 120, f"{path}: chart {i} is not laid out"
+            assert chart.get_attribute("role") == "img" and chart.locator("title").first.text_content()
+            # Marks are drawn with a real size: bars, lines or histogram areas.
+            marks = chart.locator("rect.bar, path.line, path.area")
+            assert marks.count() > 0, f"{path}: {chart.locator('title').first.text_content()} draws nothing"
+            mark_box = marks.first.bounding_box()
+            assert mark_box and (mark_box["width"] > 0 or mark_box["height"] > 0)
+        page.screenshot(path=str(SCREENSHOTS / f"dashboard-{path.strip('/').replace('/', '-')}.png"), full_page=True)
+
+
+def test_a_reviewer_is_refused_every_dashboard(page, seeded, reviewer):
+    browser_login(page, "rita", "review-pass-1")
+    assert page.get_by_role("link", name="Dashboards").count() == 0
+    for path in PAGES:
+        response = page.goto(path)
+        assert response.status == 403, path
+        assert page.locator("svg.chart").count() == 0
