@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from inference.engine import loading
-from inference.engine.generation import GenerationParams, LoadedModel, ModelSlot, generate_batch
+from inference.engine.generation import GenerationParams, LoadedModel, ModelSlot, generate_batch, run_on_own_thread
 from inference.models import ModelVersion
 
 log = logging.getLogger("cogloop.inference")
@@ -40,21 +40,30 @@ class ServedText:
 
 
 def load_version(version: ModelVersion) -> LoadedModel:
-    """Load, verify and smoke-test a version. Raises loading.ArtifactError when unsafe."""
+    """Load, verify and smoke-test a version. Raises loading.ArtifactError when unsafe.
+
+    The torch work runs on a thread of its own, never on the caller's: the callers (the
+    watcher, the Redis listener, a request thread) live on, and a thread that has run torch
+    ops keeps an OpenMP team that slows every batch the batcher runs (see run_on_own_thread).
+    """
     from inference.services import store_path
 
+    path = store_path(version.weights_path)
+    return run_on_own_thread(_load_verified, version.pk, version.name, path, version.manifest)
+
+
+def _load_verified(version_id: int, name: str, path, manifest: dict) -> LoadedModel:
     from inference.engine.metahead import MetaHead, MetaHeadConfig, load_head
 
-    path = store_path(version.weights_path)
-    model, tokenizer = loading.load_model(path, expected_manifest=version.manifest)
+    model, tokenizer = loading.load_model(path, expected_manifest=manifest)
     # A version without a trained head still gets one, untrained: it predicts step strategies
     # and reports its confidence as absent rather than as a number.
     head = load_head(path) or MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size))
     head.eval()
     smoke = generate_batch(model, tokenizer, [SMOKE_PROMPT], GenerationParams(max_new_tokens=8))
     if not smoke or smoke[0].completion_tokens == 0:
-        raise loading.ArtifactError(f"{version.name} produced nothing on the smoke prompt")
-    return LoadedModel(version_id=version.pk, model=model, tokenizer=tokenizer, head=head)
+        raise loading.ArtifactError(f"{name} produced nothing on the smoke prompt")
+    return LoadedModel(version_id=version_id, model=model, tokenizer=tokenizer, head=head)
 
 
 def sync_with_registry() -> int | None:

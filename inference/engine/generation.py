@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .tiny import prompt_text
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,34 @@ def generate_batch(
             )
         )
     return results
+
+
+def run_on_own_thread(fn: Callable[..., T], /, *args, **kwargs) -> T:
+    """Run ``fn`` on a new thread that ends when it returns; return its result or raise its error.
+
+    For model work outside the batcher's thread (loading a version, its smoke generation).
+    torch's OpenMP runtime (libgomp) gives every thread that runs a parallel op its own team
+    of helper threads and keeps that team until the thread exits. Once a process holds more
+    such threads than it has cores, every team stops spinning between parallel regions and
+    sleeps on a futex instead, so each of the thousands of small ops in a generation pays a
+    wake-up: a second team left on a long-lived thread (a watcher, a request thread, the
+    main thread) doubled the batcher's per-batch time on 2 cores. Run here, the team goes
+    away with the thread.
+    """
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"model-work-{getattr(fn, '__name__', 'fn')}", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["result"]  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

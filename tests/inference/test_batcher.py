@@ -91,3 +91,17 @@ def test_untrained_head_predicts_strategies_and_reports_no_confidence(tiny):
     assert result.meta["confidence"] is None and result.meta["untrained"] is True
     assert len(result.meta["strategies"]) == len(steps) > 0
     assert set(result.meta["strategies"]) <= {"induction", "deduction", "analogy", "other"}
+
+
+def test_model_work_off_the_callers_thread_returns_its_result_and_raises_its_error():
+    from inference.engine.generation import run_on_own_thread
+
+    caller = threading.get_ident()
+    assert run_on_own_thread(threading.get_ident) != caller
+    assert run_on_own_thread(lambda a, *, b: a + b, 2, b=3) == 5
+
+    def refuse():
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        run_on_own_thread(refuse)
