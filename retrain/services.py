@@ -253,7 +253,9 @@ def eval_items(n: int | None = None) -> list[dict]:
 
 @transaction.atomic
 def training_run_start(*, dataset: DatasetVersion, recipe: str = "lora-all", period: str | None = None,
-                       config: dict | None = None) -> TrainingRun:
+                       config: dict | None = None, enqueue: bool = True) -> TrainingRun:
+    """A run of ``recipe`` on ``dataset`` for the quarter, on the training queue (unless
+    ``enqueue`` is False: the caller executes it). Bad options are refused before any row."""
     from retrain.trainer.config import TrainConfig, TrainConfigError
 
     period = period or quarter_of(timezone.now().date())
@@ -276,9 +278,10 @@ def training_run_start(*, dataset: DatasetVersion, recipe: str = "lora-all", per
     run = TrainingRun.objects.create(
         period=period, dataset=dataset, base_version=base, recipe=recipe, config=train_config.to_dict()
     )
-    from retrain.tasks import training_run_execute
+    if enqueue:
+        from retrain.tasks import training_run_execute
 
-    transaction.on_commit(lambda: training_run_execute.delay(run.pk))
+        transaction.on_commit(lambda: training_run_execute.delay(run.pk))
     return run
 
 

@@ -142,13 +142,13 @@ class PairCollator:
         batch = {"input_ids": ids, "attention_mask": mask, "labels": labels, "meta": [r.get("meta") for r in rows]}
         paired = [i for i, r in enumerate(rows) if "rejected" in r]
         if paired:
-            c_ids, c_mask, c_labels = _pad([rows[i]["prompt"] + rows[i]["chosen"] for i in paired], self.pad_id,
-                                           [plens[i] for i in paired])
+            # The chosen side of each pair is its row of the main batch (right padding leaves
+            # its logits unchanged), so only the rejected responses need a forward of their own.
             r_ids, r_mask, r_labels = _pad([rows[i]["prompt"] + rows[i]["rejected"] for i in paired], self.pad_id,
                                            [plens[i] for i in paired])
             batch.update(
+                pair_index=torch.tensor(paired, dtype=torch.long),
                 pair_rejected_meta=[rows[i].get("rejected_meta") for i in paired],
-                pair_chosen_input_ids=c_ids, pair_chosen_attention_mask=c_mask, pair_chosen_labels=c_labels,
                 pair_rejected_input_ids=r_ids, pair_rejected_attention_mask=r_mask, pair_rejected_labels=r_labels,
             )
         return batch

@@ -69,7 +69,8 @@ class CompositeLossTrainer(Trainer):
         self.train_config = train_config
         self.curriculum = curriculum
         self.last_terms: dict[str, float] = {}
-        self.tokens_seen = 0
+        self.tokens_seen = 0  # every token forwarded (training sequences and rejected responses)
+        self.main_tokens = 0  # the training sequences' tokens
 
     def _get_train_sampler(self, train_dataset=None):
         return self.curriculum or super()._get_train_sampler(train_dataset)
@@ -81,22 +82,23 @@ class CompositeLossTrainer(Trainer):
         want_meta = c.beta > 0 and any(metas)
         out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=inputs["labels"],
                     output_hidden_states=want_meta)
+        self.main_tokens += int(inputs["attention_mask"].sum())
         self.tokens_seen += int(inputs["attention_mask"].sum())
         loss = c.alpha * out.loss
         terms = {"ce": out.loss.item()}
         meta_losses = meta_rows_loss(head, out.hidden_states[-1], metas) if want_meta else []
-        if c.gamma > 0 and "pair_chosen_input_ids" in inputs:
+        if c.gamma > 0 and "pair_index" in inputs:
             rejected_metas = inputs.get("pair_rejected_meta") or []
-            chosen = model(input_ids=inputs["pair_chosen_input_ids"], attention_mask=inputs["pair_chosen_attention_mask"])
             rejected = model(
                 input_ids=inputs["pair_rejected_input_ids"], attention_mask=inputs["pair_rejected_attention_mask"],
                 output_hidden_states=c.beta > 0 and any(rejected_metas),
             )
-            self.tokens_seen += int(inputs["pair_chosen_attention_mask"].sum() + inputs["pair_rejected_attention_mask"].sum())
+            self.tokens_seen += int(inputs["pair_rejected_attention_mask"].sum())
             if rejected.hidden_states is not None:
                 meta_losses += meta_rows_loss(head, rejected.hidden_states[-1], rejected_metas)
+            index = inputs["pair_index"]
             cons = odds_ratio_loss(
-                mean_token_logprob(chosen.logits, inputs["pair_chosen_labels"]),
+                mean_token_logprob(out.logits[index], inputs["labels"][index]),
                 mean_token_logprob(rejected.logits, inputs["pair_rejected_labels"]),
             )
             loss = loss + c.gamma * cons
@@ -248,6 +250,7 @@ def finetune(
         "loss_history": history,
         "warnings": config.warnings(),
         "tokens": trainer.tokens_seen,
+        "main_tokens": trainer.main_tokens,
         "tokens_per_second": round(trainer.tokens_seen / seconds, 1) if seconds else None,
         "resumed_from": Path(resume).name if resume else None,
         "meta_rows": dataset.meta_rows,

@@ -63,3 +63,20 @@ def test_gate_lists_slices_too_small_to_judge_instead_of_judging_them():
     assert decision["unjudged_slices"] == ["tiny"] and decision["slice_changes"] == {"big": 0.3, "tiny": -0.5}
     strict = services.gate_decide(serving=serving, candidate=candidate, min_gain=0.02, tolerance=0.05, min_slice_n=1)
     assert not strict["promote"] and "tiny" in strict["reason"]
+
+
+def test_retrain_command_refuses_bad_options_with_the_reason_and_starts_nothing(dataset):
+    from django.core.management import CommandError, call_command
+
+    from inference.services import model_version_ensure_base
+
+    model_version_ensure_base()
+    with pytest.raises(CommandError, match="beta must lie in"):
+        call_command("retrain", "train", "--set", "beta=2", "--period", "2026-Q4")
+    with pytest.raises(CommandError, match="curriculum_end must be >= curriculum_start"):
+        call_command("retrain", "train", "--set", "curriculum_start=0.9", "--set", "curriculum_end=0.1")
+    with pytest.raises(CommandError, match="key=value"):
+        call_command("retrain", "train", "--set", "epochs")
+    assert TrainingRun.objects.count() == 0
+    with pytest.raises(CommandError, match="dataset version 2026-10 exists"):
+        call_command("retrain", "dataset", "--period", "2026-10")

@@ -67,9 +67,10 @@ def test_consistency_step_lowers_the_original_relative_to_the_correction(tiny):
     params = [p for p in model.parameters()]
 
     def margin():
-        chosen = mean_token_logprob(model(input_ids=batch["pair_chosen_input_ids"],
-                                          attention_mask=batch["pair_chosen_attention_mask"]).logits,
-                                    batch["pair_chosen_labels"])
+        index = batch["pair_index"]
+        chosen = mean_token_logprob(model(input_ids=batch["input_ids"][index],
+                                          attention_mask=batch["attention_mask"][index]).logits,
+                                    batch["labels"][index])
         rejected = mean_token_logprob(model(input_ids=batch["pair_rejected_input_ids"],
                                             attention_mask=batch["pair_rejected_attention_mask"]).logits,
                                       batch["pair_rejected_labels"])
@@ -178,3 +179,18 @@ def test_encode_pair_matches_the_offsets_the_head_positions_use(tiny):
         p, c = encode_pair(tokenizer, s["prompt"], s["chosen"])
         row = PairDataset(tokenizer, [s], 256).rows[0]
         assert row["meta"]["answer"] == len(p) + len(c) - 2  # the last token before EOS
+
+
+def test_a_pairs_chosen_side_read_from_the_padded_main_batch_equals_its_own_forward(tiny):
+    model, tokenizer = tiny
+    samples = _samples(40)
+    batch = _batch(tokenizer, samples[:8] + [s for s in samples if "rejected" in s][:2])
+    index = batch["pair_index"]
+    with torch.no_grad():
+        from_batch = mean_token_logprob(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                                              ).logits[index], batch["labels"][index])
+        for k, i in enumerate(index.tolist()):
+            n = int(batch["attention_mask"][i].sum())
+            alone = mean_token_logprob(model(input_ids=batch["input_ids"][i : i + 1, :n]).logits,
+                                       batch["labels"][i : i + 1, :n])
+            torch.testing.assert_close(from_batch[k], alone[0], rtol=1e-5, atol=1e-5)
