@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
+from cogloop.errors import ApplicationError
 from inference import services
-
 from inference.models import ApiKey, ModelVersion, Output, ProductApp
 
 
@@ -23,6 +23,8 @@ class ProductAppAdmin(admin.ModelAdmin):
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["prefix", "app", "name", "created_at", "revoked_at"]
     list_filter = ["app", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["prefix", "name", "app__name"]
+    list_select_related = ["app"]
     readonly_fields = ["app", "prefix", "hashed_secret", "created_at", "revoked_at"]
     actions = ["revoke"]
 
@@ -38,8 +40,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["name", "status", "recipe", "promoted_at", "created_at"]
+    list_display = ["name", "status", "recipe", "parent", "promoted_at", "created_at"]
     list_filter = ["status", "recipe"]
+    search_fields = ["name", "recipe", "sha256"]
+    list_select_related = ["parent"]
     readonly_fields = ["manifest", "sha256", "promotion_history"]
     actions = ["promote", "rollback"]
 
@@ -48,13 +52,15 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
             return
-        version = services.model_version_promote(version=queryset.get(), reason=f"admin {request.user.username}")
+        try:
+            version = services.model_version_promote(version=queryset.get(), reason=f"admin {request.user.username}")
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
         self.message_user(request, f"{version.name} is active; serving processes are swapping to it.")
 
     @admin.action(description="Roll back to the version it replaced")
     def rollback(self, request, queryset):
-        from cogloop.errors import ApplicationError
-
         try:
             previous = services.model_version_rollback(version=queryset.get(), by=request.user.username)
         except (ApplicationError, ModelVersion.MultipleObjectsReturned) as exc:
@@ -65,6 +71,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(Output)
 class OutputAdmin(admin.ModelAdmin):
-    list_display = ["uuid", "app", "cognition_score", "model_version", "created_at"]
+    list_display = ["uuid", "app", "source", "cognition_score", "consistency", "adaptability", "model_version",
+                    "created_at"]
     list_filter = ["app", "model_version", "source"]
-    search_fields = ["prompt"]
+    search_fields = ["prompt", "answer", "idempotency_key"]
+    list_select_related = ["app", "model_version"]
+    raw_id_fields = ["model_version"]
+    # Millions of rows: skip the unfiltered count and let the newest come first from the index.
+    show_full_result_count = False
+    ordering = ["-created_at"]

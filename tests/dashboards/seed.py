@@ -179,10 +179,16 @@ def seed_more(*, scale: int, seed: int) -> None:
 def _samples(approved: list[Annotation]) -> list[TrainingSample]:
     samples = []
     for a in approved:
-        for kind in TrainingSample.Kind.values:
-            payload = {"prompt": a.review_item.output.prompt}
-            if kind == TrainingSample.Kind.STRATEGY:
-                payload["steps"] = a.corrected_steps
+        output = a.review_item.output
+        payloads = {  # the shapes retrain.services.training_samples_collect writes
+            TrainingSample.Kind.REFLECTION: {"prompt": output.prompt, "chosen": f"The answer is {a.corrected_answer}.",
+                                             "rejected": output.raw_text, "error_type": a.error_type,
+                                             "first_wrong_step": a.first_wrong_step},
+            TrainingSample.Kind.STRATEGY: {"prompt": output.prompt, "steps": a.corrected_steps},
+            TrainingSample.Kind.UNCERTAINTY: {"prompt": output.prompt, "answer": a.corrected_answer,
+                                              "low": a.confidence_low, "high": a.confidence_high},
+        }
+        for kind, payload in payloads.items():
             samples.append(TrainingSample(kind=kind, payload=payload, source_annotation=a,
                                           content_hash=f"{a.pk}-{kind}"))
     return TrainingSample.objects.bulk_create(samples)
