@@ -54,13 +54,13 @@ def step_initial(steps: list[dict]) -> list[dict]:
 
 class QueueFilterForm(forms.Form):
     reason = forms.ChoiceField(required=False, choices=[("", "any reason"), *ReviewItem.Reason.choices])
-    score_min = forms.FloatField(required=False, min_value=0, max_value=1, label="score from",
+    score_min = forms.FloatField(required=False, min_value=0, max_value=1, label="Score from",
                                  widget=forms.NumberInput(attrs={"step": "0.05", "size": 4}))
-    score_max = forms.FloatField(required=False, min_value=0, max_value=1, label="to",
+    score_max = forms.FloatField(required=False, min_value=0, max_value=1, label="Score to",
                                  widget=forms.NumberInput(attrs={"step": "0.05", "size": 4}))
     model_version = forms.ChoiceField(required=False, choices=[("", "any model")])
     checker_error = forms.ChoiceField(
-        required=False, label="error type",
+        required=False, label="Error type (checker)",
         choices=[("", "any finding"), *((k, label) for k, (label, _) in CHECKER_ERRORS.items())],
     )
     state = forms.ChoiceField(required=False, choices=[("", "open and claimed"), ("open", "open only"),

@@ -103,7 +103,7 @@ def test_second_review_pages_approve_with_an_edit(client, item, reviewer, lead, 
     listing = client.get("/review/second/")
     assert f'data-annotation="{annotation.pk}"'.encode() in listing.content
     page = client.get(f"/review/annotations/{annotation.pk}/")
-    assert page.status_code == 200 and b"42 - 8 = 50" in page.content and b"diff-changed" in page.content
+    assert page.status_code == 200 and b"42 - 8 = 50" in page.content and b"diff-row-changed" in page.content
     data = {
         "decision": "approve", "reason": "", "steps-TOTAL_FORMS": "1", "steps-INITIAL_FORMS": "0",
         "steps-MIN_NUM_FORMS": "0", "steps-MAX_NUM_FORMS": "1000",

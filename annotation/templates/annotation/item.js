@@ -144,6 +144,7 @@
   var original = originalData ? JSON.parse(originalData.textContent) : [];
   var dialog = document.getElementById("diff-dialog");
   var confirmed = false;
+  var submitter = null;  // the button that asked to submit ("Claim again and submit" sends reclaim)
 
   function corrected() {
     return rows().filter(function (r) { return !isDeleted(r) && field(r, "text").value.trim(); })
@@ -161,18 +162,29 @@
       if (i < n && j < m && a[i].text.trim() === b[j].text) {
         out.push({op: (a[i].strategy || "") === b[j].strategy ? "same" : "changed", before: a[i], after: b[j]});
         i++; j++;
-      } else if (j < m && (i === n || L[i][j + 1] >= L[i + 1][j])) {
+      } else if (j < m && (i === n || L[i][j + 1] > L[i + 1][j])) {
         out.push({op: "added", before: null, after: b[j]}); j++;
       } else {
         out.push({op: "removed", before: a[i], after: null}); i++;
       }
     }
-    // A removal right before an addition reads better as one changed step.
-    for (var k = 0; k + 1 < out.length; k++) {
-      if (out[k].op === "removed" && out[k + 1].op === "added") {
-        out.splice(k, 2, {op: "changed", before: out[k].before, after: out[k + 1].after});
+    // Within a run of removals and additions, pair them in order as changed steps (as the
+    // server's difflib diff does); what is left over stays removed or added.
+    var merged = [], removed = [], added = [];
+    function flush() {
+      for (var k = 0; k < Math.max(removed.length, added.length); k++) {
+        var before = removed[k] || null, after = added[k] || null;
+        merged.push({op: before && after ? "changed" : (before ? "removed" : "added"), before: before, after: after});
       }
+      removed = []; added = [];
     }
+    out.forEach(function (row) {
+      if (row.op === "removed") removed.push(row.before);
+      else if (row.op === "added") added.push(row.after);
+      else { flush(); merged.push(row); }
+    });
+    flush();
+    out = merged;
     return out;
   }
   function cell(tr, text, cls) {
@@ -187,7 +199,7 @@
     tbody.textContent = "";
     diff(original, corrected()).forEach(function (row) {
       var tr = document.createElement("tr");
-      tr.className = "diff-" + row.op;
+      tr.className = "diff-row-" + row.op;
       cell(tr, row.op);
       cell(tr, step(row.before), row.op === "removed" || row.op === "changed" ? "diff-removed" : "");
       cell(tr, step(row.after), row.op === "added" || row.op === "changed" ? "diff-added" : "");
@@ -218,7 +230,7 @@
     confirmed = true;
     submitting = true;
     dialog.close();
-    form.requestSubmit(document.getElementById("submit"));
+    form.requestSubmit(submitter || document.getElementById("submit"));
   }
   if (dialog) {
     form.addEventListener("submit", function (ev) {
@@ -226,6 +238,7 @@
       if (by && by.id !== "submit" && by.id !== "reclaim-submit") { submitting = true; return; }  // skip
       if (confirmed) { submitting = true; return; }
       ev.preventDefault();
+      submitter = by || null;
       showDiff();
     });
     document.getElementById("confirm-next").addEventListener("click", function () { send("next"); });
@@ -262,7 +275,7 @@
   keys.s = function () { var skip = document.getElementById("skip"); if (skip) skip.click(); };
   keys.Escape = function () { show(); };
   keys["ctrl+Enter"] = function () {
-    if (dialog) { if (!dialog.open) showDiff(); }
+    if (dialog) { if (!dialog.open) { submitter = null; showDiff(); } }
     else if (window.reviewSubmit) window.reviewSubmit();
   };
   // A page sent back with errors lists the steps in form order: put them in the reviewer's order.
