@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from annotation import selectors as annotation_selectors
 from cogloop.dashboards import charts, selectors
 from cogloop.dashboards.charts import Series, Target
 from feedback.models import ReviewItem
@@ -122,7 +123,7 @@ def _pivot(triples: list[tuple], categories: list | None = None) -> list[Series]
     for cat, name, v in triples:
         row = values.setdefault(name, [None] * len(cats))
         row[index[cat]] = (row[index[cat]] or 0) + v
-    return [Series(name, vals) for name, vals in values.items()]
+    return [Series(name, vals) for name, vals in sorted(values.items())]  # stable colours per name
 
 
 def capture(*, since: datetime, now: datetime) -> dict:
@@ -211,9 +212,20 @@ def reviewers(*, since: datetime, now: datetime) -> dict:
     for t in totals:
         t["per_day"] = t["n"] / n_days
         t["transparent_share"] = t["transparent"] / t["n"] if t["n"] else None
+    # Agreement on blind double annotations, all time (annotation.selectors computes kappa).
+    per_reviewer, everyone = annotation_selectors.agreement_per_reviewer()
+    agreement = [*per_reviewer, everyone] if everyone.pairs else []
     return {
         "totals": totals,
+        "agreement": agreement,
         "charts": [
+            charts.bar_chart(title="Agreement on blind double annotations (Cohen's kappa)",
+                             categories=[a.username for a in agreement],
+                             series=[Series("error type κ", [a.error_kappa for a in agreement]),
+                                     Series("step strategy κ", [a.strategy_kappa for a in agreement]),
+                                     Series("interval overlap", [a.interval_overlap for a in agreement])],
+                             y_max=1.0, fmt=lambda v, step: f"{v:.2f}" if step < 1 else f"{v:.1f}",
+                             empty="No blind double annotation yet"),
             charts.bar_chart(title="Annotations per day by reviewer", categories=labels, series=_pivot(triples, labels),
                              stacked=True, y_label="annotations"),
             charts.bar_chart(title="Annotations per reviewer by status", categories=[t["annotator__username"]
@@ -230,8 +242,17 @@ def datasets() -> dict:
     ids = [v.pk for v in versions]
     periods = [v.period for v in versions]
     period_of = {v.pk: v.period for v in versions}
-    errors = selectors.dataset_error_types(version_ids=ids)
-    strategies = selectors.dataset_step_strategies(version_ids=ids)
+    # A version built by dataset_version_build records its composition; older ones are
+    # counted in SQL over their samples (slow on big datasets, so only for those).
+    counted = [v for v in versions if "error_types" in (v.composition or {})]
+    uncounted = [v.pk for v in versions if v not in counted]
+    errors = [{"datasetversion_id": v.pk, "error_type": e, "n": n}
+              for v in counted for e, n in v.composition["error_types"].items()]
+    strategies = [{"datasetversion_id": v.pk, "strategy": st, "n": n}
+                  for v in counted for st, n in (v.composition.get("strategy_steps") or {}).items()]
+    if uncounted:
+        errors += selectors.dataset_error_types(version_ids=uncounted)
+        strategies += selectors.dataset_step_strategies(version_ids=uncounted)
     kinds = sorted({k for v in versions for k in v.counts})
     cap = settings.COGLOOP["DATASET_MAX_GROWTH"]
     return {

@@ -4,6 +4,10 @@ bin, status or version, so a page costs a fixed number of queries whatever the r
 Time-bucketed reads over outputs take ``since`` and lean on the covering index
 ``output_created_scores`` (created_at, including version and score columns): PostgreSQL
 answers them with an index-only scan instead of reading the wide rows (prompt, raw text).
+They must therefore name no other column: rows are counted with COUNT(*) and conditional
+counts with a score column (never null), since COUNT(id) would send every row to the table.
+The statistics object ``output_day_version`` tells the planner how many (day, version) groups
+there are, so it hashes a few hundred groups instead of sorting every row.
 """
 
 from __future__ import annotations
@@ -51,13 +55,13 @@ def cognition_by_day(*, since: datetime, low_below: float) -> list[dict]:
         .annotate(day=TruncDay("created_at"))
         .values("day", "model_version_id")
         .annotate(
-            n=Count("id"),
+            n=Count("*"),
             score=Avg("cognition_score"),
             consistency=Avg("consistency"),
             adaptability=Avg("adaptability"),
             confidence=Avg("model_confidence"),
             n_confidence=Count("model_confidence"),
-            n_low=Count("id", filter=Q(cognition_score__lt=low_below)),
+            n_low=Count("cognition_score", filter=Q(cognition_score__lt=low_below)),
         )
         .order_by("day", "model_version_id")
     )
@@ -69,7 +73,7 @@ def score_histogram(*, since: datetime) -> dict[int | None, list[int]]:
         Output.objects.filter(created_at__gte=since)
         .annotate(bin=Least(Floor(F("cognition_score") * SCORE_BINS), Value(SCORE_BINS - 1.0), output_field=FloatField()))
         .values("model_version_id", "bin")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
     )
     counts: dict[int | None, list[int]] = defaultdict(lambda: [0] * SCORE_BINS)
     for row in rows:
@@ -79,7 +83,7 @@ def score_histogram(*, since: datetime) -> dict[int | None, list[int]]:
 
 def outputs_by_day(*, since: datetime) -> dict:
     rows = (Output.objects.filter(created_at__gte=since).annotate(day=TruncDay("created_at"))
-            .values("day").annotate(n=Count("id")).order_by("day"))
+            .values("day").annotate(n=Count("*")).order_by("day"))
     return {r["day"]: r["n"] for r in rows}
 
 
@@ -151,7 +155,8 @@ def reviewer_totals(*, since: datetime) -> list[dict]:
 
 def dataset_versions(*, limit: int = 24) -> list[DatasetVersion]:
     """The newest ``limit`` monthly versions, oldest first."""
-    newest = DatasetVersion.objects.order_by("-period").only("period", "counts", "growth", "sha256", "created_at")
+    newest = DatasetVersion.objects.order_by("-period").only("period", "counts", "growth", "sha256", "composition",
+                                                              "created_at")
     return list(reversed(newest[:limit]))
 
 
@@ -226,9 +231,9 @@ def overview(*, now: datetime | None = None) -> dict:
     """The landing page's headline numbers."""
     now = now or timezone.now()
     day = Output.objects.filter(created_at__gte=now - timedelta(days=1)).aggregate(
-        n=Count("id"), score=Avg("cognition_score"))
+        n=Count("*"), score=Avg("cognition_score"))
     week = Output.objects.filter(created_at__gte=now - timedelta(days=7)).aggregate(
-        n=Count("id"), score=Avg("cognition_score"))
+        n=Count("*"), score=Avg("cognition_score"))
     return {
         "outputs_24h": day["n"],
         "score_24h": day["score"],

@@ -92,6 +92,18 @@ def seed_traffic(*, scale: int, days: int = 21, seed: int = 7) -> dict:
                                                                               Annotation.Status.REJECTED]))
         a.seed_created_at = it.created_at + timedelta(hours=rng.randint(1, 30))
         annotations.append(a)
+    # Every third annotated item was annotated twice, blind, by another reviewer (agreement).
+    twins = []
+    for a in annotations[::3]:
+        a.blind = True
+        partner = users[REVIEWERS[(REVIEWERS.index(a.annotator.username) + 1) % len(REVIEWERS)]]
+        twin = Annotation(review_item=a.review_item, annotator=partner, corrected_steps=a.corrected_steps,
+                          corrected_answer=a.corrected_answer, first_wrong_step=1, blind=True,
+                          error_type=a.error_type if rng.random() < 0.7 else Annotation.ErrorType.OTHER,
+                          confidence_low=0.3, confidence_high=0.9, transparent=a.transparent, status=a.status)
+        twin.seed_created_at = a.seed_created_at + timedelta(hours=1)
+        twins.append(twin)
+    annotations += twins
     Annotation.objects.bulk_create(annotations)
     for a in annotations:
         a.created_at = min(a.seed_created_at, now)

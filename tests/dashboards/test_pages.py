@@ -9,7 +9,7 @@ from tests.dashboards.seed import seed_loop, seed_more
 
 PAGES = ["overview", "cognition", "capture", "queue", "reviewers", "datasets", "training", "models"]
 # Charts each page draws with the seeded data (the overview shows numbers, no chart).
-CHARTS = {"overview": 0, "cognition": 7, "capture": 2, "queue": 3, "reviewers": 2, "datasets": 4,
+CHARTS = {"overview": 0, "cognition": 7, "capture": 2, "queue": 3, "reviewers": 3, "datasets": 4,
           "training": 4, "models": 8}
 # Queries per page, sessions and the user included; the same at any row count.
 MAX_QUERIES = 12
@@ -187,3 +187,30 @@ def test_reviewer_throughput_matches_the_annotations(staff_client, seeded):
         assert totals[name]["n"] == mine.count()
         assert totals[name]["approved"] == mine.filter(status="approved").count()
         assert totals[name]["transparent_share"] == pytest.approx(mine.filter(transparent=True).count() / mine.count())
+
+
+def test_reviewers_page_shows_agreement_on_blind_pairs(staff_client, seeded):
+    from annotation.models import Annotation
+
+    agreement = {a.username: a for a in staff_client.get(reverse("dashboards:reviewers")).context["agreement"]}
+    blind = Annotation.objects.filter(blind=True).count()
+    assert agreement["everyone"].pairs == blind // 2 > 0
+    assert agreement["everyone"].error_kappa is not None
+
+
+def test_datasets_page_reads_a_recorded_composition_instead_of_counting(staff_client, seeded,
+                                                                      django_assert_max_num_queries):
+    from retrain.models import DatasetVersion
+
+    before = staff_client.get(reverse("dashboards:datasets")).context["charts"]
+    for v in DatasetVersion.objects.all():
+        from cogloop.dashboards import selectors
+
+        errors = {r["error_type"]: r["n"] for r in selectors.dataset_error_types(version_ids=[v.pk])}
+        steps = {r["strategy"]: r["n"] for r in selectors.dataset_step_strategies(version_ids=[v.pk])}
+        v.composition = {"error_types": errors, "strategy_steps": steps}
+        v.save(update_fields=["composition"])
+    with django_assert_max_num_queries(3):  # session, user, versions: nothing counted
+        after = staff_client.get(reverse("dashboards:datasets")).context["charts"]
+    strip = lambda svg: re.sub(r'c[0-9a-f]{10}-', "", svg)  # noqa: E731 (chart ids are random)
+    assert [strip(c) for c in after] == [strip(c) for c in before]
