@@ -11,6 +11,9 @@ up to the largest budget and every completion is cut at its own, which for greed
 is exactly what generating it alone gives (tested). Left padding with an attention mask
 keeps padded rows from seeing the padding.
 
+The batcher's thread is the only long-lived thread that runs the model: other model work (a
+version's load and smoke test) runs on a thread that ends, see ``run_on_own_thread``.
+
 The batcher takes ``slot.current`` once per batch: a swap during a batch lets that batch
 finish on the model it started with, and each result names the version that produced it.
 """
@@ -34,6 +37,12 @@ class BatcherConfig:
     # A request is complex when its prompt or its reasoning budget exceeds these.
     complex_prompt_chars: int = 1200
     complex_max_new_tokens: int = 256
+    # torch intra-op threads for the batcher's thread (None: the process's torch setting). With
+    # more than one, each of the thousands of small ops per generation ends at an OpenMP
+    # barrier: fast on cores of its own, but on a machine whose cores other processes share
+    # every barrier can wait out a time slice for a descheduled helper thread (cogloop-tiny on
+    # 2 busy cores: 2.5 s per request with 2 threads, 0.19 s with 1; docs/benchmarks.md).
+    intra_op_threads: int | None = None
 
 
 @dataclass
@@ -130,6 +139,11 @@ class DynamicBatcher:
                 self._cond.wait(timeout=due)
 
     def _run(self) -> None:
+        if self.config.intra_op_threads:
+            import torch
+
+            # Per thread for OpenMP; also the default of threads that start torch later.
+            torch.set_num_threads(self.config.intra_op_threads)
         while True:
             item = self._next_batch()
             if item is None:

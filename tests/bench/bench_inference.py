@@ -2,18 +2,23 @@
 
     python tests/bench/bench_inference.py [--clients 64] [--per-client 4]
 
-(a) one request at a time: every client's request generates alone (a lock around generate)
+(a) one request at a time: serving's own path (the batcher) with batches of one, so every
+    request generates alone, after the one before it
 (b) transformers' own continuous batching, ``model.generate_batch`` with every prompt at once
     (an offline API: its latency is the whole batch's; it is the throughput reference)
 (c) Cogloop's DynamicBatcher, the clients submitting concurrently and waiting
 Then a hot-swap under the same load through the batcher (failed requests, p99, swap time),
-and the scoring overhead (parse + score) as a share of generation time per request.
+(a) and (c) again beside a long-lived thread that has run the model (the old setup: see
+``another_thread_holding_a_team``), and the scoring overhead (parse + score) as a share of
+generation time per request.
 Greedy decoding, max_new_tokens 96. Prints markdown.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import statistics
 import sys
 import threading
@@ -25,16 +30,26 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-torch.set_num_threads(2)
-
 from inference.engine import loading, workload  # noqa: E402
 from inference.engine.batcher import BatcherConfig, DynamicBatcher  # noqa: E402
-from inference.engine.generation import GenerationParams, LoadedModel, ModelSlot, generate_batch  # noqa: E402
+from inference.engine.generation import (  # noqa: E402
+    GenerationParams,
+    LoadedModel,
+    ModelSlot,
+    generate_batch,
+    run_on_own_thread,
+)
 from inference.engine.parser import parse_output  # noqa: E402
 from inference.engine.scoring import score_output  # noqa: E402
 from inference.engine.tiny import prompt_text  # noqa: E402
 
 PARAMS = GenerationParams(max_new_tokens=96)
+A = "(a) one request at a time"
+B = "(b) transformers generate_batch (all prompts at once)"
+C = "(c) Cogloop DynamicBatcher"
+A_OLD = "(a) beside a thread holding an OpenMP team (old)"
+C_OLD = "(c) beside a thread holding an OpenMP team (old)"
+OLD_THREADS = 2  # what this benchmark used to set for the whole process
 
 
 def percentile(values, q):
@@ -71,35 +86,71 @@ def run_clients(clients, per_client, prompts, call):
             "p50": 1000 * statistics.median(latencies), "p99": 1000 * percentile(latencies, 0.99)}
 
 
+@contextlib.contextmanager
+def another_thread_holding_a_team(model, tokenizer, prompt):
+    """A long-lived thread that has run the model, alive for the block: how the bench's main
+    thread (loading + warm-up) and serving's watcher (smoke generation) used to sit beside the
+    batcher. Its OpenMP team stays until it exits, and from then on every team sleeps between
+    parallel regions (see generation.run_on_own_thread). Shows the old behaviour in this run."""
+    release, ready = threading.Event(), threading.Event()
+
+    def hold():
+        torch.set_num_threads(OLD_THREADS)
+        generate_batch(model, tokenizer, [prompt], GenerationParams(max_new_tokens=8))
+        ready.set()
+        release.wait()
+
+    holder = threading.Thread(target=hold, name="holds-an-openmp-team")
+    holder.start()
+    ready.wait()
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+def batcher_run(slot, config, args, prompts):
+    """Run the clients through a fresh batcher; stop it after, so its thread (and team) is gone."""
+    batcher = DynamicBatcher(slot, config)
+    sizes, secs = [], []
+    batcher.on_batch = lambda n, s: (sizes.append(n), secs.append(s))
+    row = run_clients(args.clients, args.per_client, prompts, lambda p: batcher.generate(p, PARAMS))
+    batcher.stop()
+    row.update(mean_batch=statistics.mean(sizes), batch_ms=1000 * statistics.mean(secs))
+    return row
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--per-client", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads of the batcher's thread (see BatcherConfig.intra_op_threads)")
     args = ap.parse_args()
-    model, tokenizer = loading.load_model(ROOT / "inference" / "engine" / "cogloop_tiny")
+    torch.set_num_threads(args.threads)
+    tiny = ROOT / "inference" / "engine" / "cogloop_tiny"
+    # Loaded off the main thread, as serving loads versions: the main thread runs no torch op
+    # until the scoring step at the end, so the batcher's thread is the only one with a team.
+    model, tokenizer = run_on_own_thread(loading.load_model, tiny)
     prompts = [p.prompt for p in workload.problems(256, seed=99, split="train")]
     total = args.clients * args.per_client
     rows = {}
 
-    lock = threading.Lock()
-
-    def one_at_a_time(prompt):
-        with lock:
-            generate_batch(model, tokenizer, [prompt], PARAMS)
-
-    generate_batch(model, tokenizer, prompts[:4], PARAMS)  # warm-up
     slot = ModelSlot()
     slot.swap(LoadedModel(1, model, tokenizer))
-    batcher = DynamicBatcher(slot, BatcherConfig())
-    sizes = []
-    batch_secs = []
-    batcher.on_batch = lambda n, s: (sizes.append(n), batch_secs.append(s))
-    rows["(c) Cogloop DynamicBatcher"] = run_clients(args.clients, args.per_client, prompts,
-                                                    lambda p: batcher.generate(p, PARAMS))
-    mean_batch = statistics.mean(sizes)
+    # (a) is serving's own path with batches of one: each request waits for the one before it
+    # and generates alone, on the batcher's thread.
+    one_at_a_time = BatcherConfig(simple_max_batch=1, complex_max_batch=1, intra_op_threads=args.threads)
+    batched = BatcherConfig(intra_op_threads=args.threads)
 
-    rows["(a) one request at a time"] = run_clients(args.clients, args.per_client, prompts, one_at_a_time)
+    warm = DynamicBatcher(slot, batched)
+    for f in [warm.submit(p, PARAMS) for p in prompts[:32]]:
+        f.result()
+    warm.stop()
 
+    rows[A] = batcher_run(slot, one_at_a_time, args, prompts)
+    rows[C] = batcher_run(slot, batched, args, prompts)
 
     # Hot-swap under the same load: load + verify happen in the background, the swap is one assignment.
     swap = {}
@@ -107,25 +158,23 @@ def main():
     def swapper():
         time.sleep(1.0)
         t = time.perf_counter()
-        m2, t2 = loading.load_model(ROOT / "inference" / "engine" / "cogloop_tiny",
-                                    expected_manifest=loading.build_manifest(ROOT / "inference" / "engine" / "cogloop_tiny"))
+        m2, t2 = loading.load_model(tiny, expected_manifest=loading.build_manifest(tiny))
         generate_batch(m2, t2, ["Start with 12. Add 3. What is the result?"], GenerationParams(max_new_tokens=8))
         swap["load_verify_smoke_s"] = time.perf_counter() - t
         t = time.perf_counter()
         slot.swap(LoadedModel(2, m2, t2))
         swap["swap_ms"] = 1000 * (time.perf_counter() - t)
 
-    th = threading.Thread(target=swapper)
+    th = threading.Thread(target=swapper)  # ends when done, like serving's load_version thread
     th.start()
-    during = run_clients(args.clients, args.per_client, prompts, lambda p: batcher.generate(p, PARAMS))
+    during = batcher_run(slot, batched, args, prompts)
     th.join()
-    batcher.stop()
 
     try:
         from transformers import GenerationConfig
 
         # Its own copy: continuous batching switches the model it runs on to paged attention.
-        cb_model, _ = loading.load_model(ROOT / "inference" / "engine" / "cogloop_tiny")
+        cb_model, _ = run_on_own_thread(loading.load_model, tiny)
 
         ids = [tokenizer(prompt_text(tokenizer, p), add_special_tokens=False)["input_ids"]
                for p in (prompts * (total // len(prompts) + 1))[:total]]
@@ -135,11 +184,18 @@ def main():
         out = cb_model.generate_batch(inputs=ids, generation_config=config, progress_bar=False)
         elapsed = time.perf_counter() - started
         done = sum(1 for o in out.values() if not getattr(o, "error", None))
-        rows["(b) transformers generate_batch (all prompts at once)"] = {
+        rows[B] = {
             "ok": done, "failed": total - done, "seconds": elapsed, "rps": done / elapsed,
             "p50": 1000 * elapsed, "p99": 1000 * elapsed}
     except Exception as exc:
-        rows["(b) transformers generate_batch (all prompts at once)"] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+        rows[B] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+
+    # The old setup, in the same run: 2 threads, and a long-lived thread holding a team beside
+    # the batcher (last, as 2 threads becomes the default of threads that start after).
+    with another_thread_holding_a_team(model, tokenizer, prompts[0]):
+        rows[A_OLD] = batcher_run(slot, dataclasses.replace(one_at_a_time, intra_op_threads=OLD_THREADS), args,
+                                  prompts)
+        rows[C_OLD] = batcher_run(slot, dataclasses.replace(batched, intra_op_threads=OLD_THREADS), args, prompts)
 
     # Scoring overhead per request.
     gens = generate_batch(model, tokenizer, prompts[:32], PARAMS)
@@ -148,25 +204,23 @@ def main():
         for g in gens:
             score_output(parse_output(g.text))
     score_ms = 1000 * (time.perf_counter() - t) / (10 * len(gens))
-    gen_ms = rows["(a) one request at a time"]["seconds"] * 1000 / max(1, rows["(a) one request at a time"]["ok"])
+    gen_ms = rows[A]["seconds"] * 1000 / max(1, rows[A]["ok"])
 
-    base = rows["(a) one request at a time"]["rps"]
     print(f"cogloop-tiny, {args.clients} concurrent clients x {args.per_client} requests, greedy, 96 new tokens, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"torch {torch.__version__}, {args.threads} intra-op thread(s); old rows: {OLD_THREADS}")
     print("| mode | ok | failed | requests/s | p50 ms | p99 ms | vs (a) |")
     print("|---|---|---|---|---|---|---|")
-    order = ["(a) one request at a time", "(b) transformers generate_batch (all prompts at once)",
-             "(c) Cogloop DynamicBatcher"]
-    for name, r in ((n, rows[n]) for n in order):
+    rows["(c) during a hot-swap"] = during
+    for name, base in ((A, A), (B, A), (C, A), ("(c) during a hot-swap", A), (A_OLD, A_OLD), (C_OLD, A_OLD)):
+        r = rows[name]
         if "error" in r:
             print(f"| {name} | — | — | — | — | — | {r['error']} |")
             continue
         print(f"| {name} | {r['ok']} | {r['failed']} | {r['rps']:.1f} | {r['p50']:.0f} | {r['p99']:.0f} | "
-              f"{r['rps'] / base:.1f}x |")
-    print(f"| (c) during a hot-swap | {during['ok']} | {during['failed']} | {during['rps']:.1f} | {during['p50']:.0f} | "
-          f"{during['p99']:.0f} | {during['rps'] / base:.1f}x |")
+              f"{r['rps'] / rows[base]['rps']:.1f}x{'' if base == A else ' of old (a)'} |")
     print()
-    print(f"mean batch size under load: {mean_batch:.1f}, mean batch time {1000 * statistics.mean(batch_secs):.0f} ms")
+    for name in (A, C, "(c) during a hot-swap", A_OLD, C_OLD):
+        print(f"{name}: mean batch size {rows[name]['mean_batch']:.1f}, mean batch time {rows[name]['batch_ms']:.0f} ms")
     print(f"swap: load + sha256 verify + smoke generation {swap['load_verify_smoke_s']:.2f}s in the background; "
           f"the swap itself {swap['swap_ms']:.3f} ms")
     print(f"scoring (parse + score) {score_ms:.3f} ms per output = {100 * score_ms / gen_ms:.2f}% of one "

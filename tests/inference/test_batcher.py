@@ -105,3 +105,18 @@ def test_model_work_off_the_callers_thread_returns_its_result_and_raises_its_err
 
     with pytest.raises(ValueError, match="refused"):
         run_on_own_thread(refuse)
+
+
+def test_the_batchers_thread_runs_with_its_configured_intra_op_threads(slot):
+    import torch
+
+    before = torch.get_num_threads()
+    seen = []
+    batcher = DynamicBatcher(slot, BatcherConfig(max_wait_ms=1, intra_op_threads=1),
+                             on_batch=lambda n, s: seen.append(torch.get_num_threads()))
+    try:
+        batcher.generate("Start with 12. Add 3. What is the result?", GenerationParams(max_new_tokens=4))
+    finally:
+        batcher.stop()
+        torch.set_num_threads(before)  # the setting is also the default of threads started later
+    assert seen == [1]
