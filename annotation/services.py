@@ -75,7 +75,8 @@ def user_has_role(user, role: str) -> bool:
 @transaction.atomic
 def user_role_grant(*, user, role: str) -> None:
     if role not in ROLES:
-        raise ApplicationError(f"unknown role {role!r}", code="validation_error", extra={"fields": {"role": ["unknown role"]}})
+        raise ApplicationError(f"unknown role {role!r}", code="validation_error",
+                               extra={"fields": {"role": ["unknown role"]}})
     group, _ = Group.objects.get_or_create(name=role)  # the migration makes it; a flushed test database may not have it
     user.groups.add(group)
     user.__dict__.pop("_review_roles", None)
@@ -92,7 +93,8 @@ def review_policy_update(*, actor, second_review_share: float, double_annotation
     if not user_has_role(actor, LEAD):
         raise ApplicationError("only leads change review settings", code="forbidden", status=403)
     errors: dict[str, list[str]] = {}
-    for name, value in (("second_review_share", second_review_share), ("double_annotation_share", double_annotation_share)):
+    shares = (("second_review_share", second_review_share), ("double_annotation_share", double_annotation_share))
+    for name, value in shares:
         if not (0.0 <= value <= 1.0):
             errors[name] = ["must lie in [0, 1]"]
     if not (1 <= lease_minutes <= 240):
@@ -133,13 +135,15 @@ def _require_reviewer(user) -> None:
 def review_claim(*, item_id: int, user) -> ReviewItem:
     """Claim one item (or renew one's own claim). A blind twin goes to someone else."""
     _require_reviewer(user)
-    if Annotation.objects.filter(review_item_id=item_id, annotator=user, status=Annotation.Status.AWAITING_TWIN).exists():
+    mine = Annotation.objects.filter(review_item_id=item_id, annotator=user)
+    if mine.filter(status=Annotation.Status.AWAITING_TWIN).exists():
         raise ApplicationError(
             "you annotated this item already; its blind second annotation needs another reviewer",
             code="not_claimable", status=409,
         )
     item = feedback_services.review_item_claim(item_id=item_id, user=user, lease=_lease())
-    audit(actor=user, action=AuditEvent.Action.CLAIM, review_item=item, lease_expires_at=item.lease_expires_at.isoformat())
+    audit(actor=user, action=AuditEvent.Action.CLAIM, review_item=item,
+          lease_expires_at=item.lease_expires_at.isoformat())
     return item
 
 
@@ -163,7 +167,8 @@ def review_renew(*, item_id: int, user) -> ReviewItem:
 def review_release(*, item_id: int, user, reason: str) -> bool:
     released = feedback_services.review_item_release(item_id=item_id, user=user)
     if released:
-        audit(actor=user, action=AuditEvent.Action.RELEASE, review_item=ReviewItem.objects.get(pk=item_id), reason=reason)
+        item = ReviewItem.objects.get(pk=item_id)
+        audit(actor=user, action=AuditEvent.Action.RELEASE, review_item=item, reason=reason)
     return released
 
 
@@ -233,7 +238,8 @@ def _approve_unsafe(annotation: Annotation, *, actor, **detail) -> None:
         annotation.second_reviewer = actor
         annotation.reviewed_at = timezone.now()
     annotation.save()
-    audit(actor=actor, action=AuditEvent.Action.APPROVE, review_item=annotation.review_item, annotation=annotation, **detail)
+    audit(actor=actor, action=AuditEvent.Action.APPROVE, review_item=annotation.review_item, annotation=annotation,
+          **detail)
 
 
 def _route(annotation: Annotation, item: ReviewItem, policy: ReviewPolicy) -> None:
@@ -362,7 +368,9 @@ def annotation_approve(*, annotation_id: int, reviewer, changes: dict | None = N
               corrected_answer=merged["corrected_answer"], confidence_low=merged["confidence_low"],
               confidence_high=merged["confidence_high"], error_type=merged["error_type"],
               first_wrong_step=merged["first_wrong_step"])
-    edited = {f: {"before": getattr(annotation, f), "after": v} for f, v in changes.items() if getattr(annotation, f) != v}
+    edited = {
+        f: {"before": getattr(annotation, f), "after": v} for f, v in changes.items() if getattr(annotation, f) != v
+    }
     for field, change in edited.items():
         setattr(annotation, field, change["after"])
     was_disputed = annotation.status == Annotation.Status.DISPUTED
@@ -392,7 +400,8 @@ def annotation_reject(*, annotation_id: int, reviewer, reason: str) -> Annotatio
     annotation.review_note = reason.strip()
     annotation.save()
     item = ReviewItem.objects.select_for_update().get(pk=annotation.review_item_id)
-    audit(actor=reviewer, action=AuditEvent.Action.REJECT, review_item=item, annotation=annotation, reason=reason.strip())
+    audit(actor=reviewer, action=AuditEvent.Action.REJECT, review_item=item, annotation=annotation,
+          reason=reason.strip())
     pending = Annotation.objects.filter(review_item=item, status__in=[*REVIEWABLE, Annotation.Status.APPROVED])
     if not pending.exists():
         feedback_services.review_item_requeue(item=item, annotations_wanted=1)

@@ -120,8 +120,7 @@ def _work_queue(client: Client, *, limit: int | None, on_each=None) -> int:
         output = ReviewItem.objects.select_related("output").get(pk=int(item_url.rstrip("/").split("/")[-1])).output
         fix = correction_for(output.steps, output.prompt)
         if fix is None:
-            client.post(f"{item_url}release", {"reason": "skip"})
-            continue
+            continue  # not a workload prompt: left claimed, so "next" moves on; the lease runs out
         data = {
             "steps-TOTAL_FORMS": str(len(fix["steps"])),
             "steps-INITIAL_FORMS": "0",
