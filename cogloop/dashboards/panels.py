@@ -52,8 +52,7 @@ def _version_name(labels: dict, pk) -> str:
 def cognition(*, since: datetime, now: datetime) -> dict:
     labels = selectors.version_labels()
     threshold = selectors.capture_threshold()
-    rows = selectors.cognition_by_day(since=since, low_below=threshold)
-    hist = selectors.score_histogram(since=since)
+    rows, hist = selectors.cognition_by_day(since=since, low_below=threshold)
 
     by_version: dict = defaultdict(list)
     for r in rows:
@@ -219,13 +218,6 @@ def reviewers(*, since: datetime, now: datetime) -> dict:
         "totals": totals,
         "agreement": agreement,
         "charts": [
-            charts.bar_chart(title="Agreement on blind double annotations (Cohen's kappa)",
-                             categories=[a.username for a in agreement],
-                             series=[Series("error type κ", [a.error_kappa for a in agreement]),
-                                     Series("step strategy κ", [a.strategy_kappa for a in agreement]),
-                                     Series("interval overlap", [a.interval_overlap for a in agreement])],
-                             y_max=1.0, fmt=lambda v, step: f"{v:.2f}" if step < 1 else f"{v:.1f}",
-                             empty="No blind double annotation yet"),
             charts.bar_chart(title="Annotations per day by reviewer", categories=labels, series=_pivot(triples, labels),
                              stacked=True, y_label="annotations"),
             charts.bar_chart(title="Annotations per reviewer by status", categories=[t["annotator__username"]
@@ -233,6 +225,13 @@ def reviewers(*, since: datetime, now: datetime) -> dict:
                              series=[Series(status, [t[status] for t in totals[:12]], colour)
                                      for status, colour in STATUS_COLOURS.items()],
                              stacked=True, y_label="annotations"),
+            charts.bar_chart(title="Agreement on blind double annotations (Cohen's kappa)",
+                             categories=[a.username for a in agreement],
+                             series=[Series("error type κ", [a.error_kappa for a in agreement]),
+                                     Series("step strategy κ", [a.strategy_kappa for a in agreement]),
+                                     Series("interval overlap", [a.interval_overlap for a in agreement])],
+                             y_max=1.0, fmt=lambda v, step: f"{v:.2f}" if step < 1 else f"{v:.1f}",
+                             empty="No blind double annotation yet"),
         ],
     }
 

@@ -214,3 +214,18 @@ def test_datasets_page_reads_a_recorded_composition_instead_of_counting(staff_cl
         after = staff_client.get(reverse("dashboards:datasets")).context["charts"]
     strip = lambda svg: re.sub(r'c[0-9a-f]{10}-', "", svg)  # noqa: E731 (chart ids are random)
     assert [strip(c) for c in after] == [strip(c) for c in before]
+
+
+def test_score_histogram_counts_every_output_in_its_bin(seeded):
+    from django.utils import timezone
+
+    from cogloop.dashboards import selectors
+    from inference.models import Output
+
+    _, hist = selectors.cognition_by_day(since=timezone.now() - timezone.timedelta(days=60), low_below=0.6)
+    for version_id, bins in hist.items():
+        scores = Output.objects.filter(model_version_id=version_id).values_list("cognition_score", flat=True)
+        expected = [0] * selectors.SCORE_BINS
+        for score in scores:
+            expected[min(int(score * selectors.SCORE_BINS), selectors.SCORE_BINS - 1)] += 1
+        assert bins == expected
