@@ -43,6 +43,7 @@ bench: setup services
 	$(PY) tests/bench/bench_feedback.py
 	$(PY) tests/bench/bench_inference.py
 	$(PY) tests/bench/bench_int8.py
+	$(PY) tests/bench/bench_dashboards.py
 	$(PY) tests/bench/bench_training.py
 
 tiny-model: setup
