@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import statistics
 import sys
 import threading
@@ -113,11 +114,14 @@ def another_thread_holding_a_team(model, tokenizer, prompt):
 def batcher_run(slot, config, args, prompts):
     """Run the clients through a fresh batcher; stop it after, so its thread (and team) is gone."""
     batcher = DynamicBatcher(slot, config)
-    sizes, secs = [], []
-    batcher.on_batch = lambda n, s: (sizes.append(n), secs.append(s))
+    sizes, secs, cpu = [], [], []
+    # thread_time() here is the batcher thread's CPU time: with one intra-op thread, the work per
+    # request whatever else the machine is running (between the first and the last batch).
+    batcher.on_batch = lambda n, s: (sizes.append(n), secs.append(s), cpu.append(time.thread_time()))
     row = run_clients(args.clients, args.per_client, prompts, lambda p: batcher.generate(p, PARAMS))
     batcher.stop()
-    row.update(mean_batch=statistics.mean(sizes), batch_ms=1000 * statistics.mean(secs))
+    row.update(mean_batch=statistics.mean(sizes), batch_ms=1000 * statistics.mean(secs),
+               cpu_ms_per_request=1000 * (cpu[-1] - cpu[0]) / max(1, sum(sizes[1:])))
     return row
 
 
@@ -220,7 +224,10 @@ def main():
               f"{r['rps'] / rows[base]['rps']:.1f}x{'' if base == A else ' of old (a)'} |")
     print()
     for name in (A, C, "(c) during a hot-swap", A_OLD, C_OLD):
-        print(f"{name}: mean batch size {rows[name]['mean_batch']:.1f}, mean batch time {rows[name]['batch_ms']:.0f} ms")
+        print(f"{name}: mean batch size {rows[name]['mean_batch']:.1f}, mean batch time {rows[name]['batch_ms']:.0f} ms, "
+              f"batcher-thread CPU {rows[name]['cpu_ms_per_request']:.1f} ms per request")
+    print(f"batcher-thread CPU per request, (a) / (c): {rows[A]['cpu_ms_per_request'] / rows[C]['cpu_ms_per_request']:.1f}x "
+          f"(with {args.threads} intra-op thread(s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(f"swap: load + sha256 verify + smoke generation {swap['load_verify_smoke_s']:.2f}s in the background; "
           f"the swap itself {swap['swap_ms']:.3f} ms")
     print(f"scoring (parse + score) {score_ms:.3f} ms per output = {100 * score_ms / gen_ms:.2f}% of one "
