@@ -238,7 +238,6 @@ def reviewers(*, since: datetime, now: datetime) -> dict:
 
 def datasets() -> dict:
     versions = selectors.dataset_versions()
-    ids = [v.pk for v in versions]
     periods = [v.period for v in versions]
     period_of = {v.pk: v.period for v in versions}
     # A version built by dataset_version_build records its composition; older ones are

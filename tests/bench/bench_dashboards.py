@@ -38,7 +38,6 @@ def recreate_database() -> None:
 
 def drop_database() -> None:
     import psycopg
-
     from django.db import connections
 
     connections.close_all()
@@ -121,7 +120,7 @@ def fill(n_outputs: int) -> dict:
         {"event": "rejected", "at": (now - timezone.timedelta(days=5)).isoformat(), "reason": "gain below +0.020"}])
 
     # Outputs: base serves the older half, q1 the newer (and scores better).
-    rows = _insert(Output, {
+    _insert(Output, {
         "uuid": "gen_random_uuid()", "app_id": str(app.pk), "source": "'generated'",
         "prompt": "'What is ' || g || ' + ' || g || '?'", "raw_text": "'Step 1 [deduction]: ...'",
         "reasoning": "''", "steps": "'[]'::jsonb", "answer": "'42'",
@@ -234,8 +233,13 @@ def time_pages(pages, requests: int) -> list[dict]:
     results = []
     for name, days in pages:
         url = reverse(f"dashboards:{name}") + (f"?days={days}" if days else "")
-        queries = []
-        with connection.execute_wrapper(lambda execute, sql, *a: queries.append(sql) or execute(sql, *a)):
+        queries: list[str] = []
+
+        def count(execute, sql, params, many, context, queries=queries):
+            queries.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(count):
             assert client.get(url).status_code == 200, url  # warm-up (and the query count)
         times = []
         for _ in range(requests):

@@ -29,7 +29,6 @@ def test_every_admin_list_renders_and_searches(superuser_client, model):
 
 def test_add_dataset_version_builds_one_from_approved_annotations(superuser_client, settings, tmp_path):
     from retrain.models import DatasetVersion
-
     from tests.dashboards.seed import seed_traffic
 
     settings.VAR_DIR = tmp_path
