@@ -146,9 +146,12 @@ def batcher():
         from inference.engine.batcher import BatcherConfig, DynamicBatcher
 
         c = settings.COGLOOP
+        # One intra-op thread unless configured: a spinning OpenMP team collapses on cores that
+        # other processes (or a CPU quota) take away (BatcherConfig.intra_op_threads). Machines
+        # with cores of their own for a large model should raise it.
         _batcher = DynamicBatcher(SLOT, BatcherConfig(
             simple_max_batch=c["BATCH_SIMPLE_MAX"], complex_max_batch=c["BATCH_COMPLEX_MAX"],
-            max_wait_ms=c["BATCH_MAX_WAIT_MS"],
+            max_wait_ms=c["BATCH_MAX_WAIT_MS"], intra_op_threads=c.get("BATCH_INTRA_OP_THREADS", 1),
         ), on_batch=_observe_batch)
     return _batcher
 
