@@ -193,6 +193,9 @@ COGLOOP = {
     "BATCH_SIMPLE_MAX": env.int("BATCH_SIMPLE_MAX", default=32),
     "BATCH_COMPLEX_MAX": env.int("BATCH_COMPLEX_MAX", default=4),
     "BATCH_MAX_WAIT_MS": env.float("BATCH_MAX_WAIT_MS", default=10.0),
+    # torch threads of the batcher's thread. 1 on shared CPUs (a barrier across threads that
+    # other processes preempt stalls a whole time slice); raise it where serving owns its cores.
+    "BATCH_INTRA_OP_THREADS": env.int("BATCH_INTRA_OP_THREADS", default=1),
     "GENERATE_TIMEOUT_S": env.float("GENERATE_TIMEOUT_S", default=120.0),
     "GATE_SLICE_TOLERANCE": env.float("GATE_SLICE_TOLERANCE", default=0.05),
     # Slices smaller than this are reported but not judged: a few items swing by >5 points.

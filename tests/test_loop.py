@@ -58,4 +58,9 @@ def test_closed_loop_captures_corrects_retrains_promotes_and_swaps(
     # The serving process (this one) follows the registry and answers with the new model.
     assert serving.sync_with_registry() == candidate.pk
     served = simulation.send_traffic(api_key, ["Start with 50. Take away 7. What is the result?"])[0]
-    assert Output.objects.get(uuid=served["id"]).model_version == candidate
+    served_output = Output.objects.get(uuid=served["id"])
+    assert served_output.model_version == candidate
+    # The candidate's head was trained with it: confidences are numbers now, and measured.
+    assert served_output.model_confidence is not None and 0 <= served_output.model_confidence <= 1
+    assert after["ece"] is not None and before["ece"] is None
+    assert run.loss_history[-1].keys() >= {"ce", "meta", "cons"}

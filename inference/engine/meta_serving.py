@@ -29,19 +29,33 @@ def step_ends(completion: str, step_texts: list[str]) -> list[int]:
 
 @torch.inference_mode()
 def annotate_batch(model, tokenizer, head: MetaHead, prompts: list[str], completions: list[str]) -> list[dict]:
-    """For each completion: {"strategies": [...per step], "confidence": float | None, "untrained": bool}."""
-    results = []
+    """For each completion: {"strategies": [...per step], "confidence": float | None, "untrained": bool}.
+
+    One right-padded forward for the whole batch: with a causal mask, a sequence's states at
+    its own positions do not depend on the padding after it.
+    """
+    if not prompts:
+        return []
+    texts, places = [], []
     for prompt, completion in zip(prompts, completions):
         head_text = prompt_text(tokenizer, prompt)
-        full = head_text + completion
-        enc = tokenizer(full, return_offsets_mapping=True, add_special_tokens=False, return_tensors="pt")
-        offsets = enc.pop("offset_mapping")[0].tolist()
+        texts.append(head_text + completion)
         steps = parse_output(completion).steps
-        ends = [len(head_text) + e for e in step_ends(completion, [s.text for s in steps])]
-        device = next(model.parameters()).device
-        hidden = model(**{k: v.to(device) for k, v in enc.items()}, output_hidden_states=True).hidden_states[-1][0]
-        positions = step_end_positions(offsets, full, ends) if ends else []
-        step_states = hidden[positions] if positions else hidden[:0]
-        out = predict(head, step_states.float(), hidden[-1].float())
+        places.append([len(head_text) + e for e in step_ends(completion, [s.text for s in steps])])
+    encodings = [tokenizer(t, return_offsets_mapping=True, add_special_tokens=False) for t in texts]
+    width = max(len(e["input_ids"]) for e in encodings)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(texts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(texts), width), dtype=torch.long)
+    for i, e in enumerate(encodings):
+        ids[i, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
+        mask[i, : len(e["input_ids"])] = 1
+    device = next(model.parameters()).device
+    hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True).hidden_states[-1]
+    results = []
+    for i, (e, text, ends) in enumerate(zip(encodings, texts, places)):
+        positions = step_end_positions(e["offset_mapping"], text, ends) if ends else []
+        step_states = hidden[i, positions] if positions else hidden[i, :0]
+        out = predict(head, step_states.float(), hidden[i, len(e["input_ids"]) - 1].float())
         results.append({"strategies": out["strategies"], "confidence": out["confidence"], "untrained": out["untrained"]})
     return results

@@ -123,9 +123,17 @@ class MetaHead(nn.Module):
         """``[..., hidden] -> [..., n_strategies]``; any leading (batch, step) dimensions."""
         return self.strategy(self.features(states))
 
-    def confidence_logit(self, states: Tensor) -> Tensor:
-        """``[..., hidden] -> [...]``: a scalar for one answer state, ``[batch]`` for a batch."""
-        return self.confidence(self.features(states)).squeeze(-1)
+    def confidence_logit(self, states: Tensor, step_states: Tensor | None = None) -> Tensor:
+        """``[..., hidden] -> [...]``: a scalar for one answer state, ``[batch]`` for a batch.
+
+        With ``step_states`` (``[..., n_steps, hidden]``) the trunk features of the answer and
+        of every step are max-pooled first: one step whose features say "this went wrong" is
+        enough to lower the confidence, which the answer's state alone rarely carries.
+        """
+        features = self.features(states)
+        if step_states is not None and step_states.shape[-2] > 0:
+            features = torch.maximum(features, self.features(step_states).amax(dim=-2))
+        return self.confidence(features).squeeze(-1)
 
     def forward(self, step_states: Tensor, answer_state: Tensor) -> dict[str, Tensor]:
         """``step_states [n_steps, hidden]``, ``answer_state [hidden]`` ->
@@ -140,7 +148,7 @@ class MetaHead(nn.Module):
             )
         return {
             "strategy_logits": self.strategy_logits(step_states),
-            "confidence_logit": self.confidence_logit(answer_state),
+            "confidence_logit": self.confidence_logit(answer_state, step_states),
         }
 
 

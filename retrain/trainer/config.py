@@ -29,6 +29,12 @@ class TrainConfig:
     epochs: float = 8.0
     max_steps: int = -1
     learning_rate: float = 1e-3
+    # The head starts from random weights beside a pretrained model: at the model's rate its
+    # confidence barely separates right from wrong answers within a run (measured: 0.48 vs
+    # 0.47 after 336 steps), so it gets its own, higher rate.
+    head_learning_rate: float = 1e-2
+    # Full-batch steps fitting the head to the merged model's states after training (0: none).
+    head_fit_steps: int = 300
     batch_size: int = 8
     # Replay: served outputs the checker found consistent, mixed in at this share of the
     # reflection samples, so that learning the corrections does not unlearn the rest.
@@ -61,6 +67,8 @@ class TrainConfig:
             raise TrainConfigError("curriculum_start and curriculum_end must lie in [0, 1]")
         if self.curriculum and self.curriculum_end < self.curriculum_start:
             raise TrainConfigError("a curriculum raises the reflection share: curriculum_end must be >= curriculum_start")
+        if self.head_learning_rate <= 0:
+            raise TrainConfigError("head_learning_rate must be positive")
         if self.learning_rate <= 0 or self.batch_size < 1 or (self.epochs <= 0 and self.max_steps <= 0):
             raise TrainConfigError("learning_rate, batch_size and epochs/max_steps must be positive")
 

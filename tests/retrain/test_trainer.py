@@ -194,3 +194,17 @@ def test_a_pairs_chosen_side_read_from_the_padded_main_batch_equals_its_own_forw
             alone = mean_token_logprob(model(input_ids=batch["input_ids"][i : i + 1, :n]).logits,
                                        batch["labels"][i : i + 1, :n])
             torch.testing.assert_close(from_batch[k], alone[0], rtol=1e-5, atol=1e-5)
+
+
+def test_head_fit_pools_exactly_as_the_served_head_does():
+    from retrain.trainer.train import fit_head
+
+    torch.manual_seed(0)
+    head = MetaHead(MetaHeadConfig.for_hidden(32))
+    answers, steps = torch.randn(3, 32), [torch.randn(2, 32), torch.randn(4, 32), torch.randn(1, 32)]
+    inputs = {"answers": answers, "steps": torch.cat(steps), "owner": torch.tensor([0, 0, 1, 1, 1, 1, 2]),
+              "strategies": torch.tensor([0, 1, 1, 1, 2, 3, 0]), "targets": [1.0, 0.0, None]}
+    fit = fit_head(head, inputs, steps=50, lr=1e-2)
+    assert fit["loss_after"] < fit["loss_before"]
+    served = [torch.sigmoid(head.confidence_logit(a, s)).item() for a, s in zip(answers, steps)]
+    assert served[0] > 0.5 > served[1]  # the targets it was fitted to, read the way serving reads them

@@ -38,6 +38,7 @@ class Command(BaseCommand):
         from inference import serving, services as inference_services
         from inference.models import ProductApp
         from retrain import services as retrain_services
+        from inference.engine.generation import run_on_own_thread
         from retrain.trainer.evaluate import evaluate_items, summarize
 
         User = get_user_model()
@@ -58,7 +59,8 @@ class Command(BaseCommand):
 
         def measure(label: str) -> dict:
             loaded = serving.SLOT.current
-            summary = summarize(evaluate_items(loaded.model, loaded.tokenizer, items))
+            # on a thread that ends: its torch thread team must not outlive it beside the batcher's
+            summary = summarize(run_on_own_thread(evaluate_items, loaded.model, loaded.tokenizer, items))
             self.say(f"{label}: measured {summary['overall']['n']} held-out problems")
             return summary
 
