@@ -10,7 +10,10 @@ STRONG_KEY = "k" * 20 + "Zq8#pL2@vN5!xR7$wT1^yU4&" + "m" * 10
 
 
 def manage(*args, **env):
-    full_env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    # a production process starts without the test run's settings (the browser tests allow
+    # synchronous ORM calls beside Playwright's event loop; no deployment may)
+    dropped = ("SECRET_KEY", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    full_env = {k: v for k, v in os.environ.items() if k not in dropped}
     full_env.update(COGLOOP_ENV="production", ALLOWED_HOSTS="cogloop.example.com", **env)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=full_env,
                           capture_output=True, text=True, timeout=120)
