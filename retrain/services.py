@@ -378,7 +378,9 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
     samples = selectors.reflection_rows(run.dataset)
     replay = selectors.replay_samples(version=base, limit=int(train_config.replay_ratio * len(samples)))
     _update(run, progress={**(run.progress or {}), "reflection_samples": len(samples), "replay_samples": len(replay)})
-    work = Path(settings.VAR_DIR) / "runs" / str(run.pk)
+    # Keyed by the row's creation time too: a run id reused after a database reset must never
+    # resume another run's checkpoint. A resumed attempt of this run finds its own.
+    work = Path(settings.VAR_DIR) / "runs" / f"{run.pk}-{run.created_at:%Y%m%dT%H%M%S%f}"
     history: list[dict] = list(run.loss_history or [])  # a resumed attempt continues the curve
 
     def on_progress(p):

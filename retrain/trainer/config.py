@@ -33,6 +33,11 @@ class TrainConfig:
     # confidence barely separates right from wrong answers within a run (measured: 0.48 vs
     # 0.47 after 336 steps), so it gets its own, higher rate.
     head_learning_rate: float = 1e-2
+    # Whether L_meta's gradient reaches the model's weights (True) or only the head (False).
+    # Measured on the demo's workload (docs/benchmarks.md): with beta 0.25 flowing into the
+    # LoRA weights the candidate lost 12 points on the rest slice and the gate rejected it;
+    # cut off, the same run promoted.
+    meta_into_model: bool = False
     # Full-batch steps fitting the head to the merged model's states after training (0: none).
     head_fit_steps: int = 300
     batch_size: int = 8

