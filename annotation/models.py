@@ -57,6 +57,9 @@ class Annotation(models.Model):
             models.Index(fields=["annotator", "created_at"], name="annotation_annotator_day"),
             models.Index(fields=["second_reviewer", "reviewed_at"], name="annotation_reviewer_day"),
             models.Index(fields=["status", "created_at"], name="annotation_status_created"),
+            # the reviewers dashboard's windows, answered from the index alone
+            models.Index(fields=["created_at"], include=["annotator", "status", "transparent", "second_reviewer"],
+                         name="annotation_created_cover"),
         ]
 
     def __str__(self) -> str:

@@ -80,6 +80,8 @@ class ReviewItem(models.Model):
         indexes = [
             models.Index(fields=["status", "priority", "created_at"]),
             models.Index(fields=["claimed_by", "status"], name="reviewitem_claimed_by_status"),
+            # the capture dashboard's windows: counted by day and reason from the index alone
+            models.Index(fields=["created_at"], include=["reason"], name="reviewitem_created_reason"),
         ]
 
     def __str__(self) -> str:
