@@ -31,3 +31,21 @@ def test_metrics_expose_latency_scores_queue_and_active_model(client, product_ap
     assert 'cogloop_review_queue_depth{status="queued"} 1.0' in text
     assert f'cogloop_active_model_version{{name="{base.name}"}} 1.0' in text
     assert "cogloop_generation_batch_size_count" in text
+
+
+def test_json_logs_carry_extra_fields_and_exceptions():
+    import json
+    import logging
+
+    from cogloop.logs import JsonFormatter
+
+    logger = logging.getLogger("cogloop.test")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logger.makeRecord("cogloop.test", logging.ERROR, __file__, 1, "run %s failed", (7,),
+                                   exc_info=__import__("sys").exc_info(), extra={"run_id": 7, "stage": "training"})
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "run 7 failed" and entry["level"] == "ERROR" and entry["logger"] == "cogloop.test"
+    assert entry["run_id"] == 7 and entry["stage"] == "training"
+    assert "ValueError: boom" in entry["exception"] and entry["ts"].endswith("+00:00")
