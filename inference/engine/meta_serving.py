@@ -51,7 +51,9 @@ def annotate_batch(model, tokenizer, head: MetaHead, prompts: list[str], complet
         ids[i, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
         mask[i, : len(e["input_ids"])] = 1
     device = next(model.parameters()).device
-    hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True).hidden_states[-1]
+    # logits for the last position only: the head reads hidden states, not the vocabulary
+    hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True,
+                   logits_to_keep=1).hidden_states[-1]
     results = []
     for i, (e, text, ends) in enumerate(zip(encodings, texts, places)):
         positions = step_end_positions(e["offset_mapping"], text, ends) if ends else []

@@ -50,6 +50,8 @@ B = "(b) transformers generate_batch (all prompts at once)"
 C = "(c) Cogloop DynamicBatcher"
 A_OLD = "(a) beside a thread holding an OpenMP team (old)"
 C_OLD = "(c) beside a thread holding an OpenMP team (old)"
+A_HEAD = "(a) with the metacognition head (as served)"
+C_HEAD = "(c) with the metacognition head (as served)"
 OLD_THREADS = 2  # what this benchmark used to set for the whole process
 
 
@@ -156,6 +158,15 @@ def main():
     rows[A] = batcher_run(slot, one_at_a_time, args, prompts)
     rows[C] = batcher_run(slot, batched, args, prompts)
 
+    # What serving runs: every batch also goes through the head (one padded forward per batch).
+    from inference.engine.metahead import MetaHead, MetaHeadConfig
+
+    head_slot = ModelSlot()
+    head_slot.swap(LoadedModel(1, model, tokenizer, head=MetaHead(MetaHeadConfig.for_hidden(
+        model.config.hidden_size, trained=True))))
+    rows[A_HEAD] = batcher_run(head_slot, one_at_a_time, args, prompts)
+    rows[C_HEAD] = batcher_run(head_slot, batched, args, prompts)
+
     # Hot-swap under the same load: load + verify happen in the background, the swap is one assignment.
     swap = {}
 
@@ -215,15 +226,16 @@ def main():
     print("| mode | ok | failed | requests/s | p50 ms | p99 ms | vs (a) |")
     print("|---|---|---|---|---|---|---|")
     rows["(c) during a hot-swap"] = during
-    for name, base in ((A, A), (B, A), (C, A), ("(c) during a hot-swap", A), (A_OLD, A_OLD), (C_OLD, A_OLD)):
+    for name, base in ((A, A), (B, A), (C, A), ("(c) during a hot-swap", A), (A_HEAD, A_HEAD), (C_HEAD, A_HEAD),
+                       (A_OLD, A_OLD), (C_OLD, A_OLD)):
         r = rows[name]
         if "error" in r:
             print(f"| {name} | — | — | — | — | — | {r['error']} |")
             continue
         print(f"| {name} | {r['ok']} | {r['failed']} | {r['rps']:.1f} | {r['p50']:.0f} | {r['p99']:.0f} | "
-              f"{r['rps'] / rows[base]['rps']:.1f}x{'' if base == A else ' of old (a)'} |")
+              f"{r['rps'] / rows[base]['rps']:.1f}x{ {A: '', A_HEAD: ' of (a) with the head', A_OLD: ' of old (a)'}[base]} |")
     print()
-    for name in (A, C, "(c) during a hot-swap", A_OLD, C_OLD):
+    for name in (A, C, "(c) during a hot-swap", A_HEAD, C_HEAD, A_OLD, C_OLD):
         print(f"{name}: mean batch size {rows[name]['mean_batch']:.1f}, mean batch time {rows[name]['batch_ms']:.0f} ms, "
               f"batcher-thread CPU {rows[name]['cpu_ms_per_request']:.1f} ms per request")
     print(f"batcher-thread CPU per request, (a) / (c): {rows[A]['cpu_ms_per_request'] / rows[C]['cpu_ms_per_request']:.1f}x "
