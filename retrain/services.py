@@ -330,11 +330,13 @@ def paired_bootstrap_gain(serving_rows: list[dict], candidate_rows: list[dict], 
 
 
 def gate_decide(*, serving: dict, candidate: dict, min_gain: float, tolerance: float,
-                ci: tuple[float, float] | None = None, min_slice_n: int = 1) -> dict:
+                ci: tuple[float, float] | None = None, min_slice_n: int = 1,
+                slice_ci: dict[str, tuple[float, float]] | None = None) -> dict:
     """Promote on a significant overall accuracy gain (the 95 % bootstrap interval's low end
     above 0, when given) of at least ``min_gain``, with no slice of at least ``min_slice_n``
     items losing more than ``tolerance`` (smaller slices are too noisy to judge and are listed
-    as unjudged). Returns {"promote": bool, "reason": str, "gain": float, "slice_changes",
+    as unjudged) where, given ``slice_ci``, that loss is significant (the slice's paired
+    95 % interval lies below zero). Returns {"promote": bool, "reason": str, "gain": float, "slice_changes",
     "unjudged_slices"}."""
     gain = candidate["overall"]["accuracy"] - serving["overall"]["accuracy"]
     changes = {
@@ -343,8 +345,13 @@ def gate_decide(*, serving: dict, candidate: dict, min_gain: float, tolerance: f
         if name in serving["slices"] and block["accuracy"] is not None
     }
     judged = {name for name in changes if serving["slices"][name]["n"] >= min_slice_n}
-    losses = {name: -change for name, change in changes.items() if name in judged and -change > tolerance}
+    # A slice loses when its drop exceeds the tolerance and is not noise: the upper end of its
+    # paired-bootstrap interval lies below zero (when intervals are given).
+    losses = {name: -change for name, change in changes.items()
+              if name in judged and -change > tolerance and (slice_ci is None or slice_ci[name][1] < 0)}
     extra = {"slice_changes": changes, "unjudged_slices": sorted(set(changes) - judged)}
+    if slice_ci is not None:
+        extra["slice_ci95"] = {name: [round(low, 4), round(high, 4)] for name, (low, high) in slice_ci.items()}
     decision = _gate_reason(gain=gain, losses=losses, min_gain=min_gain, tolerance=tolerance, ci=ci)
     return {**decision, **extra}
 
@@ -361,6 +368,23 @@ def _gate_reason(*, gain, losses, min_gain, tolerance, ci) -> dict:
                 "gain": round(gain, 4)}
     return {"promote": True, "reason": f"accuracy gain {gain:+.3f}{interval}, no slice lost more than {tolerance:.0%}",
             "gain": round(gain, 4)}
+
+
+def gate_from_rows(serving_rows: list[dict], candidate_rows: list[dict], *, serving: dict, candidate: dict,
+                   error_classes: dict[int, str]) -> dict:
+    """The gate with the settings' thresholds, the overall and per-slice paired bootstraps."""
+    from retrain.trainer.evaluate import slice_members
+
+    gain, low, high = paired_bootstrap_gain(serving_rows, candidate_rows)
+    slice_ci = {}
+    for name, idx in slice_members(serving_rows, error_classes=error_classes).items():
+        _, s_low, s_high = paired_bootstrap_gain([serving_rows[i] for i in idx], [candidate_rows[i] for i in idx])
+        slice_ci[name] = (s_low, s_high)
+    decision = gate_decide(serving=serving, candidate=candidate, ci=(low, high), slice_ci=slice_ci,
+                           min_gain=settings.COGLOOP["GATE_MIN_GAIN"],
+                           tolerance=settings.COGLOOP["GATE_SLICE_TOLERANCE"],
+                           min_slice_n=settings.COGLOOP["GATE_MIN_SLICE_N"])
+    return {**decision, "ci95": [round(low, 4), round(high, 4)]}
 
 
 def _record_evaluation(run: TrainingRun, version: ModelVersion, metrics: dict) -> None:
@@ -431,11 +455,9 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
         _record_evaluation(run, candidate, candidate_metrics)
 
         _update(run, stage=TrainingRun.Stage.GATE)
-        gain, low, high = paired_bootstrap_gain(serving_rows, candidate_rows)
-        decision = gate_decide(serving=serving_metrics, candidate=candidate_metrics, ci=(low, high),
-                               min_gain=settings.COGLOOP["GATE_MIN_GAIN"], tolerance=settings.COGLOOP["GATE_SLICE_TOLERANCE"],
-                               min_slice_n=settings.COGLOOP["GATE_MIN_SLICE_N"])
-        decision.update(serving=serving_metrics, candidate=candidate_metrics, ci95=[round(low, 4), round(high, 4)])
+        decision = gate_from_rows(serving_rows, candidate_rows, serving=serving_metrics,
+                                  candidate=candidate_metrics, error_classes=error_classes)
+        decision.update(serving=serving_metrics, candidate=candidate_metrics)
         with transaction.atomic():
             candidate.metrics = {**candidate.metrics, "evaluation": candidate_metrics}
             candidate.save(update_fields=["metrics"])

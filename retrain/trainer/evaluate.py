@@ -135,7 +135,15 @@ def _block(rows: list[dict]) -> dict:
 def summarize(rows: list[dict], *, error_classes: dict[int, str] | None = None) -> dict:
     """Overall and per-slice metrics. ``error_classes`` maps row index -> error class of a
     reference model on that item (see `error_class`), giving ``error:<class>`` slices."""
-    slices: dict[str, list[dict]] = {}
+    members = slice_members(rows, error_classes=error_classes)
+    overall = _block(rows)
+    return {**overall, "overall": overall,
+            "slices": {name: _block([rows[i] for i in idx]) for name, idx in sorted(members.items())}}
+
+
+def slice_members(rows: list[dict], *, error_classes: dict[int, str] | None = None) -> dict[str, list[int]]:
+    """Slice name -> indices of the rows in it (a row is in several slices)."""
+    members: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
         names = [r["slice"]]
         if r.get("kind") in TASK_STRATEGY:
@@ -143,9 +151,8 @@ def summarize(rows: list[dict], *, error_classes: dict[int, str] | None = None) 
         if error_classes and error_classes.get(i):
             names.append(f"error:{error_classes[i]}")
         for name in names:
-            slices.setdefault(name, []).append(r)
-    overall = _block(rows)
-    return {**overall, "overall": overall, "slices": {name: _block(rs) for name, rs in sorted(slices.items())}}
+            members.setdefault(name, []).append(i)
+    return members
 
 
 def evaluate_dir(model_dir: Path, items: list[dict], *, expected_manifest: dict | None = None) -> list[dict]:

@@ -159,8 +159,6 @@ def gate_table(results: list[dict]) -> list[str]:
     import django
 
     django.setup()
-    from django.conf import settings
-
     from retrain import services
     from retrain.trainer.evaluate import error_class, evaluate_dir, summarize
 
@@ -174,11 +172,8 @@ def gate_table(results: list[dict]) -> list[str]:
     for r in results:
         rows = evaluate_dir(Path(r["merged"]), items)
         cand = summarize(rows, error_classes=classes)
-        gain, low, high = services.paired_bootstrap_gain(base_rows, rows)
-        d = services.gate_decide(serving=base, candidate=cand, ci=(low, high),
-                                 min_gain=settings.COGLOOP["GATE_MIN_GAIN"],
-                                 tolerance=settings.COGLOOP["GATE_SLICE_TOLERANCE"],
-                                 min_slice_n=settings.COGLOOP["GATE_MIN_SLICE_N"])
+        d = services.gate_from_rows(base_rows, rows, serving=base, candidate=cand, error_classes=classes)
+        gain, (low, high) = d["gain"], d["ci95"]
         lines.append(f"| {r['variant']} | {cand['accuracy']:.3f} | {cand['slices']['blind_spot']['accuracy']:.3f} | "
                      f"{cand['slices']['rest']['accuracy']:.3f} | {gain:+.3f} ({low:+.3f} to {high:+.3f}) | "
                      f"{'PROMOTE' if d['promote'] else 'reject'}: {d['reason'][:70]} |")

@@ -80,3 +80,28 @@ def test_retrain_command_refuses_bad_options_with_the_reason_and_starts_nothing(
     assert TrainingRun.objects.count() == 0
     with pytest.raises(CommandError, match="dataset version 2026-10 exists"):
         call_command("retrain", "dataset", "--period", "2026-10")
+
+
+def _rows(flags, kind="analogy"):
+    return [{"slice": "rest", "kind": kind, "correct": bool(f), "score": 0.8} for f in flags]
+
+
+def test_gate_judges_a_slice_loss_only_when_it_is_not_noise(settings):
+    from retrain.trainer.evaluate import summarize
+
+    settings.COGLOOP = {**settings.COGLOOP, "GATE_MIN_GAIN": 0.02, "GATE_SLICE_TOLERANCE": 0.05, "GATE_MIN_SLICE_N": 30}
+    # the candidate fixes 60 chains; the question is what it did to 40 analogies
+    serving = _rows([0] * 60 + [1] * 40, kind="chain") + _rows([1] * 40)
+
+    def gate(analogies):
+        candidate = _rows([1] * 100, kind="chain") + _rows(analogies)
+        return services.gate_from_rows(serving, candidate, serving=summarize(serving),
+                                       candidate=summarize(candidate), error_classes={})
+
+    noisy = gate([1] * 37 + [0] * 3)  # -7.5 %, but a resample often holds none of the three
+    assert noisy["slice_changes"]["strategy:analogy"] == -0.075
+    assert noisy["slice_ci95"]["strategy:analogy"][1] == 0
+    assert noisy["promote"], noisy["reason"]
+    real = gate([1] * 32 + [0] * 8)  # -20 %, and every resample shows it
+    assert real["slice_ci95"]["strategy:analogy"][1] < 0
+    assert not real["promote"] and "strategy:analogy" in real["reason"]
