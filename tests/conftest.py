@@ -55,8 +55,42 @@ def api_client():
 
 
 @pytest.fixture
-def reviewer(django_user_model):
-    return django_user_model.objects.create_user(username="rita", password="review-pass-1")
+def make_user(django_user_model):
+    """A user holding ``role`` (reviewer by default; None for none)."""
+    from annotation import services
+
+    def make(username: str, role: str | None = services.REVIEWER, password: str = "pass-word-1", **extra):
+        user = django_user_model.objects.create_user(username=username, password=password, **extra)
+        if role:
+            services.user_role_grant(user=user, role=role)
+        return user
+    return make
+
+
+@pytest.fixture
+def reviewer(make_user):
+    """A reviewer, holding the reviewer role the pages require."""
+    return make_user("rita", password="review-pass-1")
+
+
+@pytest.fixture
+def lead(make_user):
+    from annotation import services
+
+    return make_user("lena", role=services.LEAD, password="lead-pass-1")
+
+
+@pytest.fixture
+def policy(db):
+    """The review policy row; tests set the shares they need (the defaults route by a random draw)."""
+    from annotation import services
+
+    def set_policy(*, second: float = 0.0, double: float = 0.0, lease_minutes: int = 10):
+        row = services.review_policy_get()
+        row.second_review_share, row.double_annotation_share, row.lease_minutes = second, double, lease_minutes
+        row.save()
+        return row
+    return set_policy
 
 
 def _database_url() -> str:
