@@ -68,36 +68,24 @@ def overview(request):
     return _render(request, "overview.html", "dashboards:overview", {"o": panels.overview()})
 
 
-@staff_required
-def cognition(request):
-    days = _window(request)
-    now, since = _since(days)
-    return _render(request, "cognition.html", "dashboards:cognition",
-                   {"days": days, **panels.cognition(since=since, now=now)}, windowed=True)
+def _windowed(name: str, panel):
+    """A staff page of ``panel(since=..., now=...)`` over the ``?days=`` window."""
+
+    @staff_required
+    def view(request):
+        days = _window(request)
+        now, since = _since(days)
+        return _render(request, f"{name}.html", f"dashboards:{name}",
+                       {"days": days, **panel(since=since, now=now)}, windowed=True)
+
+    view.__name__ = view.__qualname__ = name
+    return view
 
 
-@staff_required
-def capture(request):
-    days = _window(request)
-    now, since = _since(days)
-    return _render(request, "capture.html", "dashboards:capture",
-                   {"days": days, **panels.capture(since=since, now=now)}, windowed=True)
-
-
-@staff_required
-def queue(request):
-    days = _window(request)
-    now, since = _since(days)
-    return _render(request, "queue.html", "dashboards:queue",
-                   {"days": days, **panels.queue(since=since, now=now)}, windowed=True)
-
-
-@staff_required
-def reviewers(request):
-    days = _window(request)
-    now, since = _since(days)
-    return _render(request, "reviewers.html", "dashboards:reviewers",
-                   {"days": days, **panels.reviewers(since=since, now=now)}, windowed=True)
+cognition = _windowed("cognition", panels.cognition)
+capture = _windowed("capture", panels.capture)
+queue = _windowed("queue", panels.queue)
+reviewers = _windowed("reviewers", panels.reviewers)
 
 
 @staff_required
