@@ -14,15 +14,17 @@ import http.client
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.bench.clients import run_clients  # noqa: E402
+
 DB = "cogloop_bench"
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 ENV = {
@@ -91,35 +93,20 @@ def post(conn, path, body, key):
 
 
 def bench_single(port, key, outputs, total, concurrency):
-    latencies, failures = [], []
-    lock = threading.Lock()
     per = total // concurrency
 
-    def worker(offset):
+    def make_client(c):
         conn = http.client.HTTPConnection("127.0.0.1", port)
-        for i in range(per):
-            out = outputs[(offset * per + i) % len(outputs)]
-            t = time.perf_counter()
-            status, _ = post(conn, "/api/v1/feedback", {"output_id": out, "rating": 1 + i % 5,
-                                                        "idempotency_key": str(uuid.uuid4())}, key)
-            dt = time.perf_counter() - t
-            with lock:
-                (latencies if status == 201 else failures).append(dt if status == 201 else status)
 
-    threads = [threading.Thread(target=worker, args=(c,)) for c in range(concurrency)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "requests": len(latencies), "failed": len(failures), "seconds": elapsed,
-        "rps": len(latencies) / elapsed,
-        "p50_ms": 1000 * statistics.median(latencies),
-        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
-    }
+        def one(i):
+            out = outputs[(c * per + i) % len(outputs)]
+            status, payload = post(conn, "/api/v1/feedback", {"output_id": out, "rating": 1 + i % 5,
+                                                              "idempotency_key": str(uuid.uuid4())}, key)
+            if status != 201:
+                raise RuntimeError(f"{status}: {payload[:200]!r}")
+        return one
+
+    return run_clients(concurrency, per, make_client)
 
 
 def bench_bulk(port, key, outputs, requests, size):
@@ -177,8 +164,8 @@ def main():
     print(f"gunicorn {args.workers} workers x 4 threads, {args.concurrency} client connections, PostgreSQL, Redis relay")
     print("| measurement | result |")
     print("|---|---|")
-    print(f"| single-item POST /api/v1/feedback | {single['rps']:.0f} requests/s, p50 {single['p50_ms']:.1f} ms, "
-          f"p99 {single['p99_ms']:.1f} ms ({single['requests']} ok, {single['failed']} failed) |")
+    print(f"| single-item POST /api/v1/feedback | {single['rps']:.0f} requests/s, p50 {single['p50']:.1f} ms, "
+          f"p99 {single['p99']:.1f} ms ({single['ok']} ok, {single['failed']} failed) |")
     print(f"| bulk POST /api/v1/feedback/bulk ({args.bulk_size} items/request) | {bulk['items_per_s']:.0f} items/s |")
     print(f"| PostgreSQL COPY of the same {copy['rows']} rows | {copy['rows_per_s']:.0f} rows/s |")
     print(f"| COPY / bulk | {copy['rows_per_s'] / bulk['items_per_s']:.1f}x |")

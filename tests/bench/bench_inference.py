@@ -43,6 +43,7 @@ from inference.engine.generation import (  # noqa: E402
 from inference.engine.parser import parse_output  # noqa: E402
 from inference.engine.scoring import score_output  # noqa: E402
 from inference.engine.tiny import prompt_text  # noqa: E402
+from tests.bench.clients import run_clients  # noqa: E402
 
 PARAMS = GenerationParams(max_new_tokens=96)
 A = "(a) one request at a time"
@@ -53,40 +54,6 @@ C_OLD = "(c) beside a thread holding an OpenMP team (old)"
 A_HEAD = "(a) with the metacognition head (as served)"
 C_HEAD = "(c) with the metacognition head (as served)"
 OLD_THREADS = 2  # what this benchmark used to set for the whole process
-
-
-def percentile(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * (len(values) - 1) + 0.5))]
-
-
-def run_clients(clients, per_client, prompts, call):
-    latencies, failures = [], []
-    lock = threading.Lock()
-
-    def client(c):
-        for i in range(per_client):
-            prompt = prompts[(c * per_client + i) % len(prompts)]
-            t = time.perf_counter()
-            try:
-                call(prompt)
-                ok = True
-            except Exception as exc:  # counted, not raised
-                ok = False
-                failures.append(repr(exc))
-            with lock:
-                if ok:
-                    latencies.append(time.perf_counter() - t)
-
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    return {"ok": len(latencies), "failed": len(failures), "seconds": elapsed, "rps": len(latencies) / elapsed,
-            "p50": 1000 * statistics.median(latencies), "p99": 1000 * percentile(latencies, 0.99)}
 
 
 @contextlib.contextmanager
@@ -120,7 +87,8 @@ def batcher_run(slot, config, args, prompts):
     # thread_time() here is the batcher thread's CPU time: with one intra-op thread, the work per
     # request whatever else the machine is running (between the first and the last batch).
     batcher.on_batch = lambda n, s: (sizes.append(n), secs.append(s), cpu.append(time.thread_time()))
-    row = run_clients(args.clients, args.per_client, prompts, lambda p: batcher.generate(p, PARAMS))
+    row = run_clients(args.clients, args.per_client,
+                      lambda c: lambda i: batcher.generate(prompts[(c * args.per_client + i) % len(prompts)], PARAMS))
     batcher.stop()
     row.update(mean_batch=statistics.mean(sizes), batch_ms=1000 * statistics.mean(secs),
                cpu_ms_per_request=1000 * (cpu[-1] - cpu[0]) / max(1, sum(sizes[1:])))
