@@ -441,7 +441,7 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
         _update(run, stage=TrainingRun.Stage.BASELINE)
         serving_rows = evaluate_dir(base_dir, items, expected_manifest=base.manifest)
         # The serving model's own error classes on the held-out set become slices of both.
-        error_classes = {i: error_class(r) for i, r in enumerate(serving_rows) if error_class(r)}
+        error_classes = {i: c for i, r in enumerate(serving_rows) if (c := error_class(r))}
         serving_metrics = {**summarize(serving_rows, error_classes=error_classes), **selectors.review_metrics(base)}
         _record_evaluation(run, base, serving_metrics)
 

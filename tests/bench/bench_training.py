@@ -164,7 +164,7 @@ def gate_table(results: list[dict]) -> list[str]:
 
     items = services.eval_items()
     base_rows = evaluate_dir(TINY, items)
-    classes = {i: error_class(r) for i, r in enumerate(base_rows) if error_class(r)}
+    classes = {i: c for i, r in enumerate(base_rows) if (c := error_class(r))}
     base = summarize(base_rows, error_classes=classes)
     lines = ["| variant | accuracy | blind spot | rest | gain (95 % CI) | gate |", "|---|---|---|---|---|---|",
              f"| base model | {base['accuracy']:.3f} | {base['slices']['blind_spot']['accuracy']:.3f} | "
