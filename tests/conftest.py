@@ -166,8 +166,18 @@ def page(chromium, live_server):
     """A fresh browser context (no cookies) per test, pointed at the live server."""
     context = chromium.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
+    in_flight = set()
+    context.on("request", lambda request: in_flight.add(request))
+    context.on("requestfinished", lambda request: in_flight.discard(request))
+    context.on("requestfailed", lambda request: in_flight.discard(request))
     page = context.new_page()
     yield page
+    # Leaving a page can send requests (the item page releases its lease on leave): let them
+    # finish while the test database still exists, not during its flush.
+    page.goto("about:blank")
+    deadline = time.monotonic() + 5
+    while in_flight and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
     context.close()
 
 
