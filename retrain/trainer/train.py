@@ -220,6 +220,18 @@ def fit_head(head: MetaHead, inputs: dict, *, steps: int, lr: float) -> dict:
     return {"steps": steps, "loss_before": round(before, 5), "loss_after": round(after, 5)}
 
 
+def _last_complete_checkpoint(work_dir: Path) -> str | None:
+    """The newest checkpoint written to the end (a worker killed mid-save leaves a partial
+    one, which is removed); None when there is none."""
+    import shutil
+
+    while work_dir.is_dir() and (last := get_last_checkpoint(str(work_dir))):
+        if all((Path(last) / name).exists() for name in ("trainer_state.json", CHECKPOINT_WEIGHTS)):
+            return last
+        shutil.rmtree(last)
+    return None
+
+
 class ProgressCallback(TrainerCallback):
     """Loss history with the composite loss' terms, to ``on_progress`` and the log."""
 
@@ -288,7 +300,7 @@ def finetune(
         epochs = max(1, round(config.epochs)) if config.max_steps <= 0 else 1
         curriculum = CurriculumSampler([r["kind"] for r in dataset.rows], start=config.curriculum_start,
                                        end=config.curriculum_end, epochs=epochs, seed=config.seed)
-    resume = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+    resume = _last_complete_checkpoint(work_dir)
     args = TrainingArguments(
         output_dir=str(work_dir),
         per_device_train_batch_size=config.batch_size,
