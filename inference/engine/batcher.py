@@ -26,7 +26,7 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from .generation import Generation, GenerationParams, ModelSlot, generate_batch
+from .generation import Generation, GenerationParams, ModelSlot, generate_batch, generate_batch_with_states
 
 
 @dataclass
@@ -161,20 +161,24 @@ class DynamicBatcher:
         budget = max(r.params.max_new_tokens for r in batch)
         params = GenerationParams(max_new_tokens=budget, temperature=batch[0].params.temperature,
                                   top_p=batch[0].params.top_p)
+        prompts, budgets = [r.prompt for r in batch], [r.params.max_new_tokens for r in batch]
         try:
-            results = generate_batch(loaded.model, loaded.tokenizer, [r.prompt for r in batch], params,
-                                     budgets=[r.params.max_new_tokens for r in batch])
+            if loaded.head is None:
+                results, fed = generate_batch(loaded.model, loaded.tokenizer, prompts, params, budgets=budgets), []
+            else:  # the head reads the states generation computes: no second pass
+                results, fed = generate_batch_with_states(loaded.model, loaded.tokenizer, prompts, params,
+                                                          budgets=budgets)
         except Exception as exc:  # a failed batch fails its requests, never the thread
             for r in batch:
                 r.future.set_exception(exc)
             return
         metas: list[dict | None] = [None] * len(batch)
         if loaded.head is not None:
-            from .meta_serving import annotate_batch
+            from .meta_serving import annotate_generations
 
             try:
-                metas = annotate_batch(loaded.model, loaded.tokenizer, loaded.head, [r.prompt for r in batch],
-                                       [g.text for g in results])
+                metas = annotate_generations(loaded.model, loaded.tokenizer, loaded.head, prompts,
+                                             [g.text for g in results], fed)
             except Exception:  # the head is advisory: an answer is never lost to it
                 metas = [None] * len(batch)
         seconds = time.monotonic() - started

@@ -32,6 +32,19 @@ class Generation:
     seconds: float
 
 
+@dataclass(frozen=True)
+class TokenStates:
+    """The tokens a generation fed through the model and the last layer's states at each.
+
+    ``token_ids`` are the prompt's tokens followed by the kept completion's (no padding, no
+    EOS); ``states [len(token_ids), hidden]`` are the final (normed) hidden states at those
+    positions, the ones ``model(..., output_hidden_states=True).hidden_states[-1]`` gives.
+    """
+
+    token_ids: list[int]
+    states: object  # torch.Tensor
+
+
 def generate_batch(
     model, tokenizer, prompts: list[str], params: GenerationParams, *, budgets: list[int] | None = None
 ) -> list[Generation]:
@@ -40,6 +53,25 @@ def generate_batch(
     ``budgets`` gives each sequence its own token budget (default: params.max_new_tokens):
     a completion stops at its first EOS or at its budget, whichever comes first.
     """
+    return _generate(model, tokenizer, prompts, params, budgets=budgets, keep_states=False)[0]
+
+
+def generate_batch_with_states(
+    model, tokenizer, prompts: list[str], params: GenerationParams, *, budgets: list[int] | None = None
+) -> tuple[list[Generation], list[TokenStates]]:
+    """`generate_batch`, plus the last-layer states generation computed for every kept token.
+
+    The states come from the decoding passes themselves (a hook on the decoder's output), so
+    reading them costs no second forward. A token's state exists once the token has been fed,
+    i.e. from the step after it was generated; to have one for a completion's last token
+    whatever stopped it, generation runs one token past the largest budget and cuts it off.
+    Completions are the same as `generate_batch`'s: decoding is causal, so the extra token
+    changes nothing before it.
+    """
+    return _generate(model, tokenizer, prompts, params, budgets=budgets, keep_states=True)
+
+
+def _generate(model, tokenizer, prompts, params, *, budgets, keep_states):
     import torch
 
     started = time.monotonic()
@@ -48,7 +80,7 @@ def generate_batch(
     device = next(model.parameters()).device
     enc = {k: v.to(device) for k, v in enc.items()}
     kwargs = {
-        "max_new_tokens": params.max_new_tokens,
+        "max_new_tokens": params.max_new_tokens + (1 if keep_states else 0),
         "pad_token_id": tokenizer.pad_token_id,
         "eos_token_id": tokenizer.eos_token_id,
     }
@@ -56,16 +88,23 @@ def generate_batch(
         kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
     else:
         kwargs.update(do_sample=False)
-    with torch.inference_mode():
-        out = model.generate(**enc, **kwargs)
+    captured: list = []
+    hook = model.get_decoder().register_forward_hook(_capture_last_state(captured)) if keep_states else None
+    try:
+        with torch.inference_mode():
+            out = model.generate(**enc, **kwargs)
+    finally:
+        if hook is not None:
+            hook.remove()
     width = enc["input_ids"].shape[1]
     elapsed = time.monotonic() - started
     budgets = budgets or [params.max_new_tokens] * len(prompts)
-    results = []
+    results, kept = [], []
     for row in range(len(prompts)):
         new = out[row, width : width + budgets[row]].tolist()
         if tokenizer.eos_token_id in new:
             new = new[: new.index(tokenizer.eos_token_id)]
+        kept.append(new)
         results.append(
             Generation(
                 text=tokenizer.decode(new, skip_special_tokens=False),
@@ -74,7 +113,26 @@ def generate_batch(
                 seconds=elapsed,
             )
         )
-    return results
+    if not keep_states:
+        return results, []
+    # captured[0]: the prompt pass [batch, width, hidden]; captured[k]: the pass that fed
+    # generated token k-1, [batch, 1, hidden]. A kept completion of n tokens needs passes 1..n,
+    # which exist: generation ran at least one token past every kept one.
+    fed = torch.cat(captured[1:], dim=1) if len(captured) > 1 else captured[0][:, :0]
+    token_states = []
+    for row, new in enumerate(kept):
+        prompt_len = results[row].prompt_tokens
+        ids = enc["input_ids"][row, width - prompt_len :].tolist() + new
+        states = torch.cat([captured[0][row, width - prompt_len :], fed[row, : len(new)]], dim=0)
+        token_states.append(TokenStates(ids, states))
+    return results, token_states
+
+
+def _capture_last_state(into: list):
+    def hook(_module, _inputs, output) -> None:
+        into.append(output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0])
+
+    return hook
 
 
 def run_on_own_thread(fn: Callable[..., T], /, *args, **kwargs) -> T:

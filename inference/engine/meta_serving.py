@@ -1,15 +1,24 @@
 """Run the metacognition head over generated answers: per-step strategy, answer confidence.
 
-One extra forward pass per batch over prompt + completion (hidden states of the last layer);
-the head reads the states at each step's last token and at the answer's last token. The
-steps are the parser's, so the head and the score talk about the same steps.
+The head reads the last layer's hidden states at each step's last token and at the answer's
+last token. The steps are the parser's, so the head and the score talk about the same steps.
+
+Serving takes those states from generation itself (`annotate_generations` with the
+`TokenStates` of `generate_batch_with_states`): no second pass over the model. A row whose
+text does not re-encode to the tokens generation fed (a tokenizer that does not round-trip
+its own output), or that comes without states, gets one padded forward over prompt +
+completion instead (`annotate_batch`), which is also what evaluation of texts made
+elsewhere uses.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from .metahead import MetaHead, predict, step_end_positions
+from .generation import TokenStates
+from .metahead import MetaHead, predict_batch, step_end_positions
 from .parser import parse_output
 from .tiny import prompt_text
 
@@ -27,6 +36,41 @@ def step_ends(completion: str, step_texts: list[str]) -> list[int]:
     return ends
 
 
+@dataclass
+class _Row:
+    """One answer as the head sees it: prompt + completion, its tokens, and its steps' ends."""
+
+    text: str
+    ends: list[int]  # character index just past each step, in `text`
+    input_ids: list[int]
+    offsets: list[tuple[int, int]]
+
+
+def _rows(tokenizer, prompts: list[str], completions: list[str]) -> list[_Row]:
+    heads = [prompt_text(tokenizer, p) for p in prompts]
+    texts = [h + c for h, c in zip(heads, completions)]
+    encoded = tokenizer(texts, return_offsets_mapping=True, add_special_tokens=False) if texts else None
+    rows = []
+    for i, (head_text, completion) in enumerate(zip(heads, completions)):
+        steps = parse_output(completion).steps
+        ends = [len(head_text) + e for e in step_ends(completion, [s.text for s in steps])]
+        rows.append(_Row(texts[i], ends, encoded["input_ids"][i], encoded["offset_mapping"][i]))
+    return rows
+
+
+def _read(head: MetaHead, rows: list[_Row], states: list[torch.Tensor]) -> list[dict]:
+    """The head's reading of each row from its ``states [n_tokens(+padding), hidden]``."""
+    step_states, answer_states = [], []
+    for row, row_states in zip(rows, states):
+        positions = step_end_positions(row.offsets, row.text, row.ends) if row.ends else []
+        step_states.append(row_states[positions] if positions else row_states[:0])
+        answer_states.append(row_states[len(row.input_ids) - 1])
+    if not rows:
+        return []
+    out = predict_batch(head, step_states, torch.stack(answer_states))
+    return [{"strategies": o["strategies"], "confidence": o["confidence"], "untrained": o["untrained"]} for o in out]
+
+
 @torch.inference_mode()
 def annotate_batch(model, tokenizer, head: MetaHead, prompts: list[str], completions: list[str]) -> list[dict]:
     """For each completion: {"strategies": [...per step], "confidence": float | None, "untrained": bool}.
@@ -34,30 +78,43 @@ def annotate_batch(model, tokenizer, head: MetaHead, prompts: list[str], complet
     One right-padded forward for the whole batch: with a causal mask, a sequence's states at
     its own positions do not depend on the padding after it.
     """
-    if not prompts:
+    return _annotate_rows(model, tokenizer, head, _rows(tokenizer, prompts, completions))
+
+
+def _annotate_rows(model, tokenizer, head: MetaHead, rows: list[_Row]) -> list[dict]:
+    if not rows:
         return []
-    texts, places = [], []
-    for prompt, completion in zip(prompts, completions):
-        head_text = prompt_text(tokenizer, prompt)
-        texts.append(head_text + completion)
-        steps = parse_output(completion).steps
-        places.append([len(head_text) + e for e in step_ends(completion, [s.text for s in steps])])
-    encodings = [tokenizer(t, return_offsets_mapping=True, add_special_tokens=False) for t in texts]
-    width = max(len(e["input_ids"]) for e in encodings)
+    width = max(len(r.input_ids) for r in rows)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids = torch.full((len(texts), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(texts), width), dtype=torch.long)
-    for i, e in enumerate(encodings):
-        ids[i, : len(e["input_ids"])] = torch.tensor(e["input_ids"])
-        mask[i, : len(e["input_ids"])] = 1
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r.input_ids)] = torch.tensor(r.input_ids)
+        mask[i, : len(r.input_ids)] = 1
     device = next(model.parameters()).device
     # logits for the last position only: the head reads hidden states, not the vocabulary
     hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True,
                    logits_to_keep=1).hidden_states[-1]
-    results = []
-    for i, (e, text, ends) in enumerate(zip(encodings, texts, places)):
-        positions = step_end_positions(e["offset_mapping"], text, ends) if ends else []
-        step_states = hidden[i, positions] if positions else hidden[i, :0]
-        out = predict(head, step_states.float(), hidden[i, len(e["input_ids"]) - 1].float())
-        results.append({"strategies": out["strategies"], "confidence": out["confidence"], "untrained": out["untrained"]})
-    return results
+    return _read(head, rows, list(hidden))
+
+
+@torch.inference_mode()
+def annotate_generations(
+    model, tokenizer, head: MetaHead, prompts: list[str], completions: list[str],
+    token_states: list[TokenStates | None],
+) -> list[dict]:
+    """`annotate_batch`'s result, read from the states generation already computed.
+
+    Rows whose re-encoded text matches the fed tokens are read from their `TokenStates`; the
+    rest share one padded forward.
+    """
+    rows = _rows(tokenizer, prompts, completions)
+    fed_rows = [i for i, (row, fed) in enumerate(zip(rows, token_states))
+                if fed is not None and list(row.input_ids) == fed.token_ids]
+    missing = [i for i in range(len(rows)) if i not in set(fed_rows)]
+    results: list[dict | None] = [None] * len(rows)
+    for i, result in zip(fed_rows, _read(head, [rows[i] for i in fed_rows], [token_states[i].states for i in fed_rows])):
+        results[i] = result
+    for i, result in zip(missing, _annotate_rows(model, tokenizer, head, [rows[i] for i in missing])):
+        results[i] = result
+    return results  # type: ignore[return-value]

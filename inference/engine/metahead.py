@@ -231,20 +231,52 @@ def predict(head: MetaHead, step_states: Tensor, answer_state: Tensor) -> dict:
     untrained head's sigmoid hovers near 0.5 and would read as a real judgement. Its strategies are
     still returned, flagged by ``"untrained": True``.
     """
+    return predict_batch(head, [step_states], answer_state.unsqueeze(0))[0]
+
+
+@torch.no_grad()
+def predict_batch(head: MetaHead, step_states: Sequence[Tensor], answer_states: Tensor) -> list[dict]:
+    """`predict` for many answers in one pass: ``step_states[i] [n_steps_i, hidden]``,
+    ``answer_states [n_answers, hidden]``.
+
+    The answers' states are stacked as ``[answer, step 1, ..., step n, answer, ...]``, padded up
+    to the longest with the answer's own state again: padding that repeats the answer leaves the
+    max-pool of `MetaHead.confidence_logit` unchanged, so every answer gets what it gets alone.
+    """
+    if answer_states.dim() != 2 or answer_states.shape[0] != len(step_states):
+        raise ValueError(f"answer_states must be [{len(step_states)}, hidden], got {tuple(answer_states.shape)}")
+    for steps in step_states:
+        if steps.dim() != 2 or steps.shape[-1] != head.config.hidden_size:
+            raise ValueError(f"step_states must be [n_steps, {head.config.hidden_size}], got {tuple(steps.shape)}")
+    if answer_states.shape[-1] != head.config.hidden_size:
+        raise ValueError(f"answer_states must be [n, {head.config.hidden_size}], got {tuple(answer_states.shape)}")
+    if not step_states:
+        return []
     was_training = head.training
     head.eval()
     try:
-        out = head(step_states, answer_state)
+        longest = max(s.shape[0] for s in step_states)
+        answers = answer_states.to(HEAD_DTYPE)
+        rows = torch.stack([
+            torch.cat([answer[None], steps.to(HEAD_DTYPE), answer[None].expand(longest - steps.shape[0], -1)])
+            for answer, steps in zip(answers, step_states)
+        ])  # [n_answers, 1 + longest, hidden]
+        features = head.features(rows)
+        probs = head.strategy(features[:, 1:]).softmax(dim=-1)
+        confidences = torch.sigmoid(head.confidence(features.amax(dim=1)).squeeze(-1)).tolist()
     finally:
         head.train(was_training)
-    probs = out["strategy_logits"].softmax(dim=-1)
     trained = bool(head.config.trained)
-    return {
-        "strategies": [STRATEGIES[i] for i in probs.argmax(dim=-1).tolist()],
-        "strategy_probs": probs.tolist(),
-        "confidence": float(torch.sigmoid(out["confidence_logit"])) if trained else None,
-        "untrained": not trained,
-    }
+    results = []
+    for i, steps in enumerate(step_states):
+        row_probs = probs[i, : steps.shape[0]]
+        results.append({
+            "strategies": [STRATEGIES[k] for k in row_probs.argmax(dim=-1).tolist()],
+            "strategy_probs": row_probs.tolist(),
+            "confidence": confidences[i] if trained else None,
+            "untrained": not trained,
+        })
+    return results
 
 
 def meta_loss(out: dict[str, Tensor], strategy_targets: Tensor, answer_correct: Tensor | float | None) -> Tensor:

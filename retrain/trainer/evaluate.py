@@ -31,8 +31,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from inference.engine import loading
-from inference.engine.generation import GenerationParams, generate_batch
-from inference.engine.meta_serving import annotate_batch
+from inference.engine.generation import GenerationParams, generate_batch, generate_batch_with_states
+from inference.engine.meta_serving import annotate_generations
 from inference.engine.metahead import load_head
 from inference.engine.parser import parse_output
 from inference.engine.scoring import extract_claims, score_output
@@ -75,9 +75,12 @@ def evaluate_items(model, tokenizer, items: list[dict], *, batch_size: int = 64,
     use_head = head is not None and head.config.trained
     for i in range(0, len(items), batch_size):
         chunk = items[i : i + batch_size]
-        generated = generate_batch(model, tokenizer, [c["prompt"] for c in chunk], params)
-        metas = (annotate_batch(model, tokenizer, head, [c["prompt"] for c in chunk], [g.text for g in generated])
-                 if use_head else [None] * len(chunk))
+        prompts = [c["prompt"] for c in chunk]
+        if use_head:
+            generated, fed = generate_batch_with_states(model, tokenizer, prompts, params)
+            metas = annotate_generations(model, tokenizer, head, prompts, [g.text for g in generated], fed)
+        else:
+            generated, metas = generate_batch(model, tokenizer, prompts, params), [None] * len(chunk)
         for item, gen, meta in zip(chunk, generated, metas):
             parsed = parse_output(gen.text)
             parts = score_output(parsed)

@@ -1,5 +1,6 @@
 """The head's pass over generated answers: one padded forward gives what one-at-a-time gives."""
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -26,3 +27,34 @@ def test_batched_annotation_equals_one_at_a_time():
         assert abs(got["confidence"] - alone["confidence"]) < 1e-5
     assert batched[-1]["strategies"] == [] and batched[0]["strategies"]
     assert annotate_batch(model, tokenizer, head, [], []) == []
+
+
+def test_reading_the_states_generation_computed_equals_a_second_forward():
+    from inference.engine.generation import GenerationParams, generate_batch, generate_batch_with_states
+    from inference.engine.meta_serving import annotate_generations
+
+    model, tokenizer = loading.load_model(TINY)
+    torch.manual_seed(0)
+    head = MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size, trained=True))
+    prompts = [p.prompt for p in workload.problems(6, seed=7, split="train")]
+    # rows stopped by EOS, by their own budget mid-batch, and by the batch's largest budget
+    budgets = [96, 12, 96, 3, 40, 96]
+    params = GenerationParams(max_new_tokens=96)
+    generated, fed = generate_batch_with_states(model, tokenizer, prompts, params, budgets=budgets)
+    assert [g.text for g in generated] == [g.text for g in generate_batch(model, tokenizer, prompts, params,
+                                                                           budgets=budgets)]
+    assert {g.completion_tokens for g in generated} >= {12, 3}
+    completions = [g.text for g in generated]
+    # the states are those of the tokens fed, prompt then completion
+    assert all(len(f.token_ids) == g.prompt_tokens + g.completion_tokens == f.states.shape[0]
+               for f, g in zip(fed, generated))
+    second_pass = annotate_batch(model, tokenizer, head, prompts, completions)
+    reused = annotate_generations(model, tokenizer, head, prompts, completions, fed)
+    # a row without states, or whose tokens are not the ones its text encodes to, is read by a forward
+    mismatched = dataclasses.replace(fed[1], token_ids=fed[1].token_ids[:-1])
+    mixed = annotate_generations(model, tokenizer, head, prompts, completions, [None, mismatched, *fed[2:]])
+    for got in (reused, mixed):
+        for a, b in zip(got, second_pass):
+            assert a["strategies"] == b["strategies"]
+            assert abs(a["confidence"] - b["confidence"]) < 1e-4
+    assert any(r["strategies"] for r in reused)

@@ -13,6 +13,7 @@ from inference.engine.metahead import (
     load_head,
     meta_loss,
     predict,
+    predict_batch,
     save_head,
     step_end_positions,
 )
@@ -237,3 +238,18 @@ def test_step_end_positions_with_the_shipped_tokenizer():
     for pos, end in zip(positions, step_ends, strict=True):
         assert encoding.offsets[pos][1] <= end
         assert text[: encoding.offsets[pos][1]].rstrip().endswith(("42", "34"))
+
+
+def test_predict_batch_gives_each_answer_what_the_head_gives_it_alone():
+    head = make_head(trained=True)
+    answers = [states(n_steps=n, seed=n) for n in (3, 0, 5, 1)]
+    together = predict_batch(head, [s for s, _ in answers], torch.stack([a for _, a in answers]))
+    for (step_states, answer_state), got in zip(answers, together):
+        alone = head(step_states, answer_state)
+        assert got["confidence"] == pytest.approx(torch.sigmoid(alone["confidence_logit"]).item(), abs=1e-6)
+        assert torch.allclose(torch.tensor(got["strategy_probs"]).reshape(-1, len(STRATEGIES)),
+                              alone["strategy_logits"].softmax(-1), atol=1e-6)
+        assert len(got["strategies"]) == step_states.shape[0]
+    assert predict_batch(head, [], torch.zeros(0, 32)) == []
+    with pytest.raises(ValueError, match="answer_states"):
+        predict_batch(head, [answers[0][0]], torch.zeros(2, 32))
