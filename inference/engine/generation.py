@@ -129,8 +129,13 @@ def _generate(model, tokenizer, prompts, params, *, budgets, keep_states):
 
 
 def _capture_last_state(into: list):
+    """A forward hook that keeps the decoder's output of this thread's passes only: a model is
+    one object, and another thread generating with it runs through the same module."""
+    owner = threading.get_ident()
+
     def hook(_module, _inputs, output) -> None:
-        into.append(output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0])
+        if threading.get_ident() == owner:
+            into.append(output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0])
 
     return hook
 

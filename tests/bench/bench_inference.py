@@ -1,12 +1,16 @@
 """Serving throughput on cogloop-tiny at 64 concurrent clients, three ways, in one run.
 
-    python tests/bench/bench_inference.py [--clients 64] [--per-client 4]
+    python tests/bench/bench_inference.py [--clients 64] [--per-client 4] [--rounds 3]
 
 (a) one request at a time: serving's own path (the batcher) with batches of one, so every
     request generates alone, after the one before it
 (b) transformers' own continuous batching, ``model.generate_batch`` with every prompt at once
     (an offline API: its latency is the whole batch's; it is the throughput reference)
 (c) Cogloop's DynamicBatcher, the clients submitting concurrently and waiting
+(a) and (c) also with the metacognition head as served (it reads the states generation
+computed), and (c) with the head read by a second forward (how it was served before). These
+five take turns for ``--rounds`` rounds, so a change in the machine's load falls on all of
+them; each round's ratio is printed beside the pooled table.
 Then a hot-swap under the same load through the batcher (failed requests, p99, swap time),
 (a) and (c) again beside a long-lived thread that has run the model (the old setup: see
 ``another_thread_holding_a_team``), and the scoring overhead (parse + score) as a share of
@@ -113,12 +117,24 @@ def batcher_run(slot, config, args, prompts):
     return row
 
 
+def pooled(runs: list[dict]) -> dict:
+    """Rounds of one mode as one row: requests over total time; the median round's latencies."""
+    row = {"ok": sum(r["ok"] for r in runs), "failed": sum(r["failed"] for r in runs),
+           "seconds": sum(r["seconds"] for r in runs)}
+    row["rps"] = row["ok"] / row["seconds"]
+    for key in ("p50", "p99", "mean_batch", "batch_ms", "cpu_ms_per_request"):
+        row[key] = statistics.median(r[key] for r in runs)
+    row["rounds"] = runs
+    return row
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--per-client", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads of the batcher's thread (see BatcherConfig.intra_op_threads)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of (a), (c) and the head's modes, taking turns")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tiny = ROOT / "inference" / "engine" / "cogloop_tiny"
@@ -141,9 +157,6 @@ def main():
         f.result()
     warm.stop()
 
-    rows[A] = batcher_run(slot, one_at_a_time, args, prompts)
-    rows[C] = batcher_run(slot, batched, args, prompts)
-
     # What serving runs: every batch also goes through the head, which reads the states
     # generation computed.
     from inference.engine.metahead import MetaHead, MetaHeadConfig
@@ -151,10 +164,19 @@ def main():
     head_slot = ModelSlot()
     head_slot.swap(LoadedModel(1, model, tokenizer, head=MetaHead(MetaHeadConfig.for_hidden(
         model.config.hidden_size, trained=True))))
-    rows[A_HEAD] = batcher_run(head_slot, one_at_a_time, args, prompts)
-    rows[C_HEAD] = batcher_run(head_slot, batched, args, prompts)
-    with head_read_by_a_second_forward():
-        rows[C_HEAD_FORWARD] = batcher_run(head_slot, batched, args, prompts)
+
+    # The modes take turns, round after round: a change in the machine's load then falls on
+    # all of them instead of on whichever ran while it lasted. Each round's ratios are printed.
+    rounds: dict[str, list[dict]] = {A: [], C: [], A_HEAD: [], C_HEAD: [], C_HEAD_FORWARD: []}
+    for _ in range(args.rounds):
+        rounds[A].append(batcher_run(slot, one_at_a_time, args, prompts))
+        rounds[C].append(batcher_run(slot, batched, args, prompts))
+        rounds[A_HEAD].append(batcher_run(head_slot, one_at_a_time, args, prompts))
+        rounds[C_HEAD].append(batcher_run(head_slot, batched, args, prompts))
+        with head_read_by_a_second_forward():
+            rounds[C_HEAD_FORWARD].append(batcher_run(head_slot, batched, args, prompts))
+    for name, runs in rounds.items():
+        rows[name] = pooled(runs)
 
     # Hot-swap under the same load: load + verify happen in the background, the swap is one assignment.
     swap = {}
@@ -199,7 +221,8 @@ def main():
     with another_thread_holding_a_team(model, tokenizer, prompts[0]):
         rows[A_OLD] = batcher_run(slot, dataclasses.replace(one_at_a_time, intra_op_threads=OLD_THREADS), args,
                                   prompts)
-        rows[C_OLD] = batcher_run(slot, dataclasses.replace(batched, intra_op_threads=OLD_THREADS), args, prompts)
+        rows[C_OLD] = batcher_run(slot, dataclasses.replace(batched, intra_op_threads=OLD_THREADS), args,
+                                  prompts)
 
     # Scoring overhead per request.
     gens = generate_batch(model, tokenizer, prompts[:32], PARAMS)
@@ -211,6 +234,7 @@ def main():
     gen_ms = rows[A]["seconds"] * 1000 / max(1, rows[A]["ok"])
 
     print(f"cogloop-tiny, {args.clients} concurrent clients x {args.per_client} requests, greedy, 96 new tokens, "
+          f"(a), (c) and the head's rows pooled over {args.rounds} rounds taking turns, "
           f"torch {torch.__version__}, {args.threads} intra-op thread(s); old rows: {OLD_THREADS}")
     print("| mode | ok | failed | requests/s | p50 ms | p99 ms | vs (a) |")
     print("|---|---|---|---|---|---|---|")
@@ -228,6 +252,10 @@ def main():
     for name in (A, C, "(c) during a hot-swap", A_HEAD, C_HEAD, C_HEAD_FORWARD, A_OLD, C_OLD):
         print(f"{name}: mean batch size {rows[name]['mean_batch']:.1f}, mean batch time {rows[name]['batch_ms']:.0f} ms, "
               f"batcher-thread CPU {rows[name]['cpu_ms_per_request']:.1f} ms per request")
+    for name, base in ((C, A), (C_HEAD, A_HEAD), (C_HEAD, A), (C_HEAD_FORWARD, A_HEAD)):
+        ratios = [c["rps"] / a["rps"] for c, a in zip(rows[name]["rounds"], rows[base]["rounds"])]
+        print(f"{name} / {base}, round by round: {', '.join(f'{r:.1f}x' for r in ratios)} "
+              f"(median {statistics.median(ratios):.1f}x)")
     print(f"batcher-thread CPU per request, (a) / (c): {rows[A]['cpu_ms_per_request'] / rows[C]['cpu_ms_per_request']:.1f}x "
           f"(with {args.threads} intra-op thread(s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(f"swap: load + sha256 verify + smoke generation {swap['load_verify_smoke_s']:.2f}s in the background; "

@@ -58,3 +58,33 @@ def test_reading_the_states_generation_computed_equals_a_second_forward():
             assert a["strategies"] == b["strategies"]
             assert abs(a["confidence"] - b["confidence"]) < 1e-4
     assert any(r["strategies"] for r in reused)
+
+
+def test_states_stay_with_their_own_generation_when_two_threads_share_the_model():
+    import threading
+
+    from inference.engine.generation import GenerationParams, generate_batch_with_states
+
+    model, tokenizer = loading.load_model(TINY)
+    params = GenerationParams(max_new_tokens=40)
+    groups = [[p.prompt for p in workload.problems(4, seed=s, split="train")] for s in (11, 12)]
+    alone = [generate_batch_with_states(model, tokenizer, g, params) for g in groups]
+    side_by_side, errors = [None, None], []
+
+    def work(i):
+        try:
+            for _ in range(3):
+                side_by_side[i] = generate_batch_with_states(model, tokenizer, groups[i], params)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for (gens, fed), (ref_gens, ref_fed) in zip(side_by_side, alone):
+        assert [g.text for g in gens] == [g.text for g in ref_gens]
+        for a, b in zip(fed, ref_fed):
+            assert a.token_ids == b.token_ids and torch.allclose(a.states, b.states, atol=1e-4)
