@@ -58,7 +58,7 @@ def generate_batch(
 
 def generate_batch_with_states(
     model, tokenizer, prompts: list[str], params: GenerationParams, *, budgets: list[int] | None = None
-) -> tuple[list[Generation], list[TokenStates]]:
+) -> tuple[list[Generation], list[TokenStates | None]]:
     """`generate_batch`, plus the last-layer states generation computed for every kept token.
 
     The states come from the decoding passes themselves (a hook on the decoder's output), so
@@ -66,7 +66,8 @@ def generate_batch_with_states(
     i.e. from the step after it was generated; to have one for a completion's last token
     whatever stopped it, generation runs one token past the largest budget and cuts it off.
     Completions are the same as `generate_batch`'s: decoding is causal, so the extra token
-    changes nothing before it.
+    changes nothing before it. A model without a decoder module to listen to gives None
+    for every row.
     """
     return _generate(model, tokenizer, prompts, params, budgets=budgets, keep_states=True)
 
@@ -89,7 +90,8 @@ def _generate(model, tokenizer, prompts, params, *, budgets, keep_states):
     else:
         kwargs.update(do_sample=False)
     captured: list = []
-    hook = model.get_decoder().register_forward_hook(_capture_last_state(captured)) if keep_states else None
+    decoder = _decoder_of(model) if keep_states else None
+    hook = decoder.register_forward_hook(_capture_last_state(captured)) if decoder is not None else None
     try:
         with torch.inference_mode():
             out = model.generate(**enc, **kwargs)
@@ -115,6 +117,8 @@ def _generate(model, tokenizer, prompts, params, *, budgets, keep_states):
         )
     if not keep_states:
         return results, []
+    if not captured:  # no decoder to listen to: the head reads these rows with a forward
+        return results, [None] * len(results)
     # captured[0]: the prompt pass [batch, width, hidden]; captured[k]: the pass that fed
     # generated token k-1, [batch, 1, hidden]. A kept completion of n tokens needs passes 1..n,
     # which exist: generation ran at least one token past every kept one.
@@ -126,6 +130,17 @@ def _generate(model, tokenizer, prompts, params, *, budgets, keep_states):
         states = torch.cat([captured[0][row, width - prompt_len :], fed[row, : len(new)]], dim=0)
         token_states.append(TokenStates(ids, states))
     return results, token_states
+
+
+def _decoder_of(model):
+    """The module whose output is the last layer's (normed) states, or None when the model
+    does not name one (then states are not kept and the head falls back to a forward)."""
+    try:
+        decoder = model.get_decoder()
+    except (AttributeError, ValueError, NotImplementedError):
+        return None
+    # a model that is its own "decoder" would hand over logits, not states
+    return decoder if decoder is not model else None
 
 
 def _capture_last_state(into: list):

@@ -7,8 +7,7 @@ Serving takes those states from generation itself (`annotate_generations` with t
 `TokenStates` of `generate_batch_with_states`): no second pass over the model. A row whose
 text does not re-encode to the tokens generation fed (a tokenizer that does not round-trip
 its own output), or that comes without states, gets one padded forward over prompt +
-completion instead (`annotate_batch`), which is also what evaluation of texts made
-elsewhere uses.
+completion instead (`annotate_batch`, which reads any prompt + completion pair).
 """
 
 from __future__ import annotations

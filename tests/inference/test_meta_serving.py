@@ -88,3 +88,19 @@ def test_states_stay_with_their_own_generation_when_two_threads_share_the_model(
         assert [g.text for g in gens] == [g.text for g in ref_gens]
         for a, b in zip(fed, ref_fed):
             assert a.token_ids == b.token_ids and torch.allclose(a.states, b.states, atol=1e-4)
+
+
+def test_a_model_without_a_decoder_module_gives_no_states_and_the_head_still_reads_it():
+    from inference.engine.generation import GenerationParams, generate_batch_with_states
+    from inference.engine.meta_serving import annotate_generations
+
+    model, tokenizer = loading.load_model(TINY)
+    torch.manual_seed(0)
+    head = MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size, trained=True))
+    prompts = [p.prompt for p in workload.problems(2, seed=13, split="train")]
+    model.get_decoder = lambda: model  # what transformers answers for a model it cannot split
+    generated, fed = generate_batch_with_states(model, tokenizer, prompts, GenerationParams(max_new_tokens=40))
+    assert fed == [None, None]
+    completions = [g.text for g in generated]
+    assert annotate_generations(model, tokenizer, head, prompts, completions, fed) == \
+        annotate_batch(model, tokenizer, head, prompts, completions)
