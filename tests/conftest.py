@@ -161,24 +161,56 @@ def chromium():
         browser.close()
 
 
+class _CountingApp:
+    """Wraps the live server's WSGI app: how many requests it is answering and when the last
+    one came in. The browser's own request events do not see everything a page sends on
+    leave (a ``sendBeacon``), so the server is the one to ask whether it is quiet."""
+
+    def __init__(self, app) -> None:
+        import threading
+
+        self.app, self.in_flight, self.last_started = app, 0, 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self._lock:
+            self.in_flight += 1
+            self.last_started = time.monotonic()
+        try:
+            return self.app(environ, start_response)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def wait_quiet(self, quiet: float = 0.3, limit: float = 10.0) -> None:
+        """Until no request is being answered and none has started for ``quiet`` seconds."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if self.in_flight == 0 and time.monotonic() - self.last_started >= quiet:
+                return
+            time.sleep(0.05)
+
+
+def _counting_app(live_server) -> _CountingApp:
+    httpd = live_server.thread.httpd
+    if not isinstance(httpd.get_app(), _CountingApp):
+        httpd.set_app(_CountingApp(httpd.get_app()))
+    return httpd.get_app()
+
+
 @pytest.fixture
 def page(chromium, live_server):
     """A fresh browser context (no cookies) per test, pointed at the live server."""
+    server = _counting_app(live_server)
     context = chromium.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
-    in_flight = set()
-    context.on("request", lambda request: in_flight.add(request))
-    context.on("requestfinished", lambda request: in_flight.discard(request))
-    context.on("requestfailed", lambda request: in_flight.discard(request))
     page = context.new_page()
     yield page
     # Leaving a page can send requests (the item page releases its lease on leave): let them
-    # finish while the test database still exists, not during its flush.
+    # land and finish while the test database still exists, not during its flush.
     page.goto("about:blank")
-    deadline = time.monotonic() + 5
-    while in_flight and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
     context.close()
+    server.wait_quiet()
 
 
 def browser_login(page, username: str, password: str) -> None:
