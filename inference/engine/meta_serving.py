@@ -59,13 +59,13 @@ def _rows(tokenizer, prompts: list[str], completions: list[str]) -> list[_Row]:
 
 def _read(head: MetaHead, rows: list[_Row], states: list[torch.Tensor]) -> list[dict]:
     """The head's reading of each row from its ``states [n_tokens(+padding), hidden]``."""
+    if not rows:
+        return []
     step_states, answer_states = [], []
     for row, row_states in zip(rows, states):
         positions = step_end_positions(row.offsets, row.text, row.ends) if row.ends else []
         step_states.append(row_states[positions] if positions else row_states[:0])
         answer_states.append(row_states[len(row.input_ids) - 1])
-    if not rows:
-        return []
     out = predict_batch(head, step_states, torch.stack(answer_states))
     return [{"strategies": o["strategies"], "confidence": o["confidence"], "untrained": o["untrained"]} for o in out]
 
@@ -110,7 +110,7 @@ def annotate_generations(
     rows = _rows(tokenizer, prompts, completions)
     fed_rows = [i for i, (row, fed) in enumerate(zip(rows, token_states))
                 if fed is not None and list(row.input_ids) == fed.token_ids]
-    missing = [i for i in range(len(rows)) if i not in set(fed_rows)]
+    missing = sorted(set(range(len(rows))) - set(fed_rows))
     results: list[dict | None] = [None] * len(rows)
     for i, result in zip(fed_rows, _read(head, [rows[i] for i in fed_rows], [token_states[i].states for i in fed_rows])):
         results[i] = result
