@@ -196,6 +196,10 @@ COGLOOP = {
     # torch threads of the batcher's thread. 1 on shared CPUs (a barrier across threads that
     # other processes preempt stalls a whole time slice); raise it where serving owns its cores.
     "BATCH_INTRA_OP_THREADS": env.int("BATCH_INTRA_OP_THREADS", default=1),
+    # Where serving runs the model: "cpu", "cuda" or "cuda:N"; weights in "auto" (float32 on a
+    # CPU, bfloat16 on a GPU), "float32", "bfloat16" or "float16". The head stays float32.
+    "SERVE_DEVICE": env("SERVE_DEVICE", default="cpu"),
+    "SERVE_DTYPE": env("SERVE_DTYPE", default="auto"),
     "GENERATE_TIMEOUT_S": env.float("GENERATE_TIMEOUT_S", default=120.0),
     "GATE_SLICE_TOLERANCE": env.float("GATE_SLICE_TOLERANCE", default=0.05),
     # Slices smaller than this are reported but not judged: a few items swing by >5 points.

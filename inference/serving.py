@@ -55,10 +55,14 @@ def load_version(version: ModelVersion) -> LoadedModel:
 def _load_verified(version_id: int, name: str, path, manifest: dict) -> LoadedModel:
     from inference.engine.metahead import MetaHead, MetaHeadConfig, load_head
 
-    model, tokenizer = loading.load_model(path, expected_manifest=manifest)
+    c = settings.COGLOOP
+    model, tokenizer = loading.load_model(path, expected_manifest=manifest, device=c["SERVE_DEVICE"],
+                                          dtype=c["SERVE_DTYPE"])
     # A version without a trained head still gets one, untrained: it predicts step strategies
-    # and reports its confidence as absent rather than as a number.
-    head = load_head(path) or MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size))
+    # and reports its confidence as absent rather than as a number. In float32 beside the model,
+    # so it reads generation's states where they are.
+    device = next(model.parameters()).device
+    head = (load_head(path, device=device) or MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size))).to(device)
     head.eval()
     smoke = generate_batch(model, tokenizer, [SMOKE_PROMPT], GenerationParams(max_new_tokens=8))
     if not smoke or smoke[0].completion_tokens == 0:

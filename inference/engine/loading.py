@@ -81,11 +81,41 @@ def check_safe(model_dir: Path) -> None:
         raise ArtifactError(f"models that ship code are refused ({py.name})")
 
 
-def load_model(model_dir: Path, *, expected_manifest: dict[str, str] | None = None):
-    """(model, tokenizer) from a directory, after the safety and manifest checks."""
+def resolve_placement(device: str | None = None, dtype: str | None = None):
+    """(torch.device, torch.dtype) to serve on: ``device`` "cpu" (default), "cuda" or "cuda:N";
+    ``dtype`` "float32", "bfloat16", "float16" or "auto" (default: float32 on a CPU, bfloat16
+    on a GPU, where decoding is bound by reading the weights). Raises ValueError naming what
+    is wrong, before anything is loaded."""
     import torch
+
+    name = (device or "cpu").strip().lower()
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    try:
+        where = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
+    if where.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device")
+        if where.index is not None and where.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)")
+    kind = (dtype or "auto").strip().lower()
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if kind == "auto":
+        return where, torch.float32 if where.type == "cpu" else torch.bfloat16
+    if kind not in dtypes:
+        raise ValueError(f"dtype must be one of auto, {', '.join(dtypes)}; got {dtype!r}")
+    return where, dtypes[kind]
+
+
+def load_model(model_dir: Path, *, expected_manifest: dict[str, str] | None = None,
+               device: str | None = None, dtype: str | None = None):
+    """(model, tokenizer) from a directory, after the safety and manifest checks, placed on
+    ``device`` in ``dtype`` (see `resolve_placement`; default: the CPU in float32)."""
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
+    where, weights_dtype = resolve_placement(device, dtype)
     model_dir = Path(model_dir)
     if expected_manifest is not None:
         verify_manifest(model_dir, expected_manifest)
@@ -99,7 +129,8 @@ def load_model(model_dir: Path, *, expected_manifest: dict[str, str] | None = No
         trust_remote_code=False,
         use_safetensors=True,
         local_files_only=True,
-        dtype=torch.float32,
+        dtype=weights_dtype,
+        device_map=None if where.type == "cpu" else {"": where},
     )
     model.eval()
     return model, tokenizer

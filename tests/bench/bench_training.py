@@ -39,13 +39,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cogloop.settings")
+from tests.bench.shapes import R1_DISTILL_1_5B, shaped_model_dir  # noqa: E402
 
 TINY = ROOT / "inference" / "engine" / "cogloop_tiny"
 VARIANTS = ("peft+Trainer", "layered", "lora-all", "full")
-# DeepSeek-R1-Distill-Qwen-1.5B's config.json (architecture only; weights are random here).
-R1_DISTILL_1_5B = dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
-                       num_key_value_heads=2, max_position_embeddings=131072, rope_theta=10000.0,
-                       rms_norm_eps=1e-6, vocab_size=151936, tie_word_embeddings=False)
 
 
 def make_rows(n_corrections: int, seed: int) -> list[dict]:
@@ -73,18 +70,11 @@ def make_rows(n_corrections: int, seed: int) -> list[dict]:
 
 
 def _real_config_dir(tmp: Path) -> Path:
-    """A model directory with random weights in the 1.5B shape and the tiny tokenizer."""
-    import shutil
+    """A model directory with random weights in the 1.5B shape and the tiny tokenizer (float32,
+    as training loads it; made on the GPU when there is one: 1.8e9 random draws are slow on a CPU)."""
+    import torch
 
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    out = tmp / "r1-1.5b-shape"
-    if not out.exists():
-        model = Qwen2ForCausalLM(Qwen2Config(**R1_DISTILL_1_5B))
-        model.save_pretrained(out, safe_serialization=True)
-        for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
-            shutil.copy(TINY / name, out / name)
-    return out
+    return shaped_model_dir(tmp / "r1-1.5b-shape", R1_DISTILL_1_5B, device="cuda" if torch.cuda.is_available() else "cpu")
 
 
 def run_one(variant: str, rows_path: Path, model_dir: Path, out_dir: Path, epochs: float, max_steps: int,
@@ -222,6 +212,7 @@ def main() -> None:
             print(f"{variant} failed:\n{proc.stderr[-3000:]}")
             continue
         results.append(json.loads(line[len("RESULT "):]))
+        print(f"{variant}: {line[len('RESULT '):]}", flush=True)  # a run cut short keeps what it measured
     base = next((r for r in results if r["variant"] == "peft+Trainer"), None)
     memory = "peak GPU MB" if results and results[0]["gpu"] else "peak RSS MB"
     print(f"\n| variant | trainable params | steps | train s | tokens/s | forwarded tokens/s | {memory} | tokens/s vs baseline |")
