@@ -6,7 +6,7 @@ ARGS ?=
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cogloop
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup demo test services worker beat serve bench tiny-model lint clean
+.PHONY: setup demo test services worker beat serve bench bench-real-shape tiny-model lint clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -45,6 +45,10 @@ bench: setup services
 	$(PY) tests/bench/bench_int8.py
 	$(PY) tests/bench/bench_dashboards.py
 	$(PY) tests/bench/bench_training.py
+
+# Serving at DeepSeek-R1-Distill-Qwen-1.5B's shape (random weights) on a GPU: see docs/benchmarks.md.
+bench-real-shape: setup
+	$(PY) tests/bench/bench_inference_real_shape.py
 
 tiny-model: setup
 	$(PY) manage.py tiny_pretrain $(ARGS)
