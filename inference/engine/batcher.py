@@ -26,7 +26,7 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from .generation import Generation, GenerationParams, ModelSlot, generate_batch, generate_batch_with_states
+from .generation import Generation, GenerationParams, ModelSlot
 
 
 @dataclass
@@ -162,25 +162,15 @@ class DynamicBatcher:
         params = GenerationParams(max_new_tokens=budget, temperature=batch[0].params.temperature,
                                   top_p=batch[0].params.top_p)
         prompts, budgets = [r.prompt for r in batch], [r.params.max_new_tokens for r in batch]
-        try:
-            if loaded.head is None:
-                results, fed = generate_batch(loaded.model, loaded.tokenizer, prompts, params, budgets=budgets), []
-            else:  # the head reads the states generation computes: no second pass
-                results, fed = generate_batch_with_states(loaded.model, loaded.tokenizer, prompts, params,
-                                                          budgets=budgets)
+        from .meta_serving import generate_and_read
+
+        try:  # the head reads the states generation computes (no second pass) and is advisory
+            results, metas = generate_and_read(loaded.model, loaded.tokenizer, loaded.head, prompts, params,
+                                               budgets=budgets, advisory=True)
         except Exception as exc:  # a failed batch fails its requests, never the thread
             for r in batch:
                 r.future.set_exception(exc)
             return
-        metas: list[dict | None] = [None] * len(batch)
-        if loaded.head is not None:
-            from .meta_serving import annotate_generations
-
-            try:
-                metas = annotate_generations(loaded.model, loaded.tokenizer, loaded.head, prompts,
-                                             [g.text for g in results], fed)
-            except Exception:  # the head is advisory: an answer is never lost to it
-                metas = [None] * len(batch)
         seconds = time.monotonic() - started
         for r, gen, meta in zip(batch, results, metas):
             r.future.set_result(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .generation import TokenStates
+from .generation import Generation, GenerationParams, TokenStates, generate_batch, generate_batch_with_states
 from .metahead import MetaHead, predict_batch, step_end_positions
 from .parser import parse_output
 from .tiny import prompt_text
@@ -117,3 +117,26 @@ def annotate_generations(
     for i, result in zip(missing, _annotate_rows(model, tokenizer, head, [rows[i] for i in missing])):
         results[i] = result
     return results  # type: ignore[return-value]
+
+
+def generate_and_read(
+    model, tokenizer, head: MetaHead | None, prompts: list[str], params: GenerationParams, *,
+    budgets: list[int] | None = None, advisory: bool = False,
+) -> tuple[list[Generation], list[dict | None]]:
+    """Generate for ``prompts`` and, with a head, read every answer from generation's states.
+
+    Returns the generations and one head reading per answer (None without a head). A failed
+    generation raises. ``advisory``: a failure of the head's reading gives None for every
+    answer instead of raising, so that serving never loses an answer to the head.
+    """
+    if head is None:
+        return generate_batch(model, tokenizer, prompts, params, budgets=budgets), [None] * len(prompts)
+    generations, fed = generate_batch_with_states(model, tokenizer, prompts, params, budgets=budgets)
+    try:
+        metas: list[dict | None] = list(
+            annotate_generations(model, tokenizer, head, prompts, [g.text for g in generations], fed))
+    except Exception:
+        if not advisory:
+            raise
+        metas = [None] * len(prompts)
+    return generations, metas

@@ -31,8 +31,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from inference.engine import loading
-from inference.engine.generation import GenerationParams, generate_batch, generate_batch_with_states
-from inference.engine.meta_serving import annotate_generations
+from inference.engine.generation import GenerationParams
+from inference.engine.meta_serving import generate_and_read
 from inference.engine.metahead import load_head
 from inference.engine.parser import parse_output
 from inference.engine.scoring import extract_claims, score_output
@@ -76,11 +76,7 @@ def evaluate_items(model, tokenizer, items: list[dict], *, batch_size: int = 64,
     for i in range(0, len(items), batch_size):
         chunk = items[i : i + batch_size]
         prompts = [c["prompt"] for c in chunk]
-        if use_head:
-            generated, fed = generate_batch_with_states(model, tokenizer, prompts, params)
-            metas = annotate_generations(model, tokenizer, head, prompts, [g.text for g in generated], fed)
-        else:
-            generated, metas = generate_batch(model, tokenizer, prompts, params), [None] * len(chunk)
+        generated, metas = generate_and_read(model, tokenizer, head if use_head else None, prompts, params)
         for item, gen, meta in zip(chunk, generated, metas):
             parsed = parse_output(gen.text)
             parts = score_output(parsed)

@@ -89,17 +89,17 @@ def another_thread_holding_a_team(model, tokenizer, prompt):
 def head_read_by_a_second_forward():
     """How the head was served before: generation hands over no states, so every row of a batch
     is read by one more padded forward over prompt + completion (meta_serving's fallback)."""
-    from inference.engine import batcher as batcher_module
+    from inference.engine import meta_serving
 
     def without_states(model, tokenizer, prompts, params, *, budgets=None):
         return generate_batch(model, tokenizer, prompts, params, budgets=budgets), [None] * len(prompts)
 
-    kept = batcher_module.generate_batch_with_states
-    batcher_module.generate_batch_with_states = without_states
+    kept = meta_serving.generate_batch_with_states
+    meta_serving.generate_batch_with_states = without_states
     try:
         yield
     finally:
-        batcher_module.generate_batch_with_states = kept
+        meta_serving.generate_batch_with_states = kept
 
 
 def batcher_run(slot, config, args, prompts):

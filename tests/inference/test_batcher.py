@@ -93,6 +93,20 @@ def test_untrained_head_predicts_strategies_and_reports_no_confidence(tiny):
     assert set(result.meta["strategies"]) <= {"induction", "deduction", "analogy", "other"}
 
 
+def test_a_head_that_fails_never_fails_the_answer(tiny):
+    from inference.engine.metahead import MetaHead, MetaHeadConfig
+
+    model, tokenizer = tiny
+    broken = MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size * 2))  # another model's width
+    s = ModelSlot()
+    s.swap(LoadedModel(version_id=4, model=model, tokenizer=tokenizer, head=broken))
+    batcher = DynamicBatcher(s, BatcherConfig(max_wait_ms=1))
+    result = batcher.generate("What comes next: 3, 7, 11, 15?", GenerationParams())
+    batcher.stop()
+    alone = generate_batch(model, tokenizer, ["What comes next: 3, 7, 11, 15?"], GenerationParams())[0]
+    assert result.generation.text == alone.text and result.meta is None and result.version_id == 4
+
+
 def test_model_work_off_the_callers_thread_returns_its_result_and_raises_its_error():
     from inference.engine.generation import run_on_own_thread
 

@@ -3,19 +3,31 @@
 import dataclasses
 from pathlib import Path
 
+import pytest
 import torch
 
 from inference.engine import loading, workload
-from inference.engine.meta_serving import annotate_batch
+from inference.engine.generation import GenerationParams
+from inference.engine.meta_serving import annotate_batch, generate_and_read
 from inference.engine.metahead import MetaHead, MetaHeadConfig
 
 TINY = Path(__file__).resolve().parents[2] / "inference" / "engine" / "cogloop_tiny"
 
 
-def test_batched_annotation_equals_one_at_a_time():
-    model, tokenizer = loading.load_model(TINY)
+@pytest.fixture
+def tiny():
+    """A fresh copy per test: one test below changes its model instance."""
+    return loading.load_model(TINY)
+
+
+@pytest.fixture
+def head(tiny):
     torch.manual_seed(0)
-    head = MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size, trained=True))
+    return MetaHead(MetaHeadConfig.for_hidden(tiny[0].config.hidden_size, trained=True))
+
+
+def test_batched_annotation_equals_one_at_a_time(tiny, head):
+    model, tokenizer = tiny
     problems = workload.problems(6, seed=5, split="train")
     prompts = [p.prompt for p in problems]
     # answers of very different lengths, one of them without steps at all
@@ -29,13 +41,11 @@ def test_batched_annotation_equals_one_at_a_time():
     assert annotate_batch(model, tokenizer, head, [], []) == []
 
 
-def test_reading_the_states_generation_computed_equals_a_second_forward():
-    from inference.engine.generation import GenerationParams, generate_batch, generate_batch_with_states
+def test_reading_the_states_generation_computed_equals_a_second_forward(tiny, head):
+    from inference.engine.generation import generate_batch, generate_batch_with_states
     from inference.engine.meta_serving import annotate_generations
 
-    model, tokenizer = loading.load_model(TINY)
-    torch.manual_seed(0)
-    head = MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size, trained=True))
+    model, tokenizer = tiny
     prompts = [p.prompt for p in workload.problems(6, seed=7, split="train")]
     # rows stopped by EOS, by their own budget mid-batch, and by the batch's largest budget
     budgets = [96, 12, 96, 3, 40, 96]
@@ -60,12 +70,12 @@ def test_reading_the_states_generation_computed_equals_a_second_forward():
     assert any(r["strategies"] for r in reused)
 
 
-def test_states_stay_with_their_own_generation_when_two_threads_share_the_model():
+def test_states_stay_with_their_own_generation_when_two_threads_share_the_model(tiny):
     import threading
 
-    from inference.engine.generation import GenerationParams, generate_batch_with_states
+    from inference.engine.generation import generate_batch_with_states
 
-    model, tokenizer = loading.load_model(TINY)
+    model, tokenizer = tiny
     params = GenerationParams(max_new_tokens=40)
     groups = [[p.prompt for p in workload.problems(4, seed=s, split="train")] for s in (11, 12)]
     alone = [generate_batch_with_states(model, tokenizer, g, params) for g in groups]
@@ -90,13 +100,11 @@ def test_states_stay_with_their_own_generation_when_two_threads_share_the_model(
             assert a.token_ids == b.token_ids and torch.allclose(a.states, b.states, atol=1e-4)
 
 
-def test_a_model_without_a_decoder_module_gives_no_states_and_the_head_still_reads_it():
-    from inference.engine.generation import GenerationParams, generate_batch_with_states
+def test_a_model_without_a_decoder_module_gives_no_states_and_the_head_still_reads_it(tiny, head):
+    from inference.engine.generation import generate_batch_with_states
     from inference.engine.meta_serving import annotate_generations
 
-    model, tokenizer = loading.load_model(TINY)
-    torch.manual_seed(0)
-    head = MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size, trained=True))
+    model, tokenizer = tiny
     prompts = [p.prompt for p in workload.problems(2, seed=13, split="train")]
     model.get_decoder = lambda: model  # what transformers answers for a model it cannot split
     generated, fed = generate_batch_with_states(model, tokenizer, prompts, GenerationParams(max_new_tokens=40))
@@ -104,3 +112,20 @@ def test_a_model_without_a_decoder_module_gives_no_states_and_the_head_still_rea
     completions = [g.text for g in generated]
     assert annotate_generations(model, tokenizer, head, prompts, completions, fed) == \
         annotate_batch(model, tokenizer, head, prompts, completions)
+
+
+def test_generate_and_read_reads_with_the_head_and_keeps_answers_when_the_head_fails(tiny, head):
+    model, tokenizer = tiny
+    prompts = [p.prompt for p in workload.problems(3, seed=17, split="train")]
+    params = GenerationParams(max_new_tokens=60)
+    plain, none = generate_and_read(model, tokenizer, None, prompts, params)
+    assert none == [None, None, None]
+    read, metas = generate_and_read(model, tokenizer, head, prompts, params)
+    assert [g.text for g in read] == [g.text for g in plain]
+    assert metas == annotate_batch(model, tokenizer, head, prompts, [g.text for g in plain])
+    # a head of another model's width cannot read these states
+    wrong = MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size * 2, trained=True))
+    with pytest.raises(ValueError, match="must be"):
+        generate_and_read(model, tokenizer, wrong, prompts, params)
+    kept, advisory = generate_and_read(model, tokenizer, wrong, prompts, params, advisory=True)
+    assert [g.text for g in kept] == [g.text for g in plain] and advisory == [None, None, None]
