@@ -3,6 +3,7 @@ random weights, on the device serving would use (a GPU), through serving's own c
 
     python tests/bench/bench_inference_real_shape.py [--device cuda] [--shape r1-distill-1.5b]
         [--clients 64] [--per-client 4] [--a-per-client 1] [--deadline-s 420] [--out FILE]
+        [--dtype auto|float32|bfloat16] [--phases a,c,c-head,c-head-forward,swap,states,equality,b]
 
 The model directory is written with random weights in bfloat16 (the real checkpoint's dtype),
 a sha256 manifest beside it, and loaded by ``loading.load_model`` with that manifest, as a
@@ -11,7 +12,8 @@ lacks are zeroed, so greedy decoding picks tokens that decode to text; the matri
 151,936 rows, so the work per token is the real model's. Random weights rarely stop at EOS:
 every answer runs its whole budget, in (a) and (c) alike.
 
-Measured, in order, each phase skipped once ``--deadline-s`` has passed:
+Measured, in order, each phase skipped once ``--deadline-s`` has passed or when ``--phases``
+leaves it out:
 (a) one request at a time (the batcher with batches of one; ``--a-per-client`` requests per
 client: at a second or more per request on a GPU, 64 x 4 would take minutes), (c) the
 DynamicBatcher with 64 clients, (c) with the metacognition head as served and with the head
@@ -56,6 +58,7 @@ from tests.bench.bench_inference import PARAMS, batcher_run, head_read_by_a_seco
 from tests.bench.shapes import SHAPES, shaped_model_dir  # noqa: E402
 
 SMOKE = "Start with 12. Add 3. What is the result?"
+PHASES = ("a", "c", "c-head", "c-head-forward", "swap", "states", "equality", "b")
 
 
 class Report:
@@ -92,11 +95,17 @@ def main():
     ap.add_argument("--a-per-client", type=int, default=1, help="requests per client in (a)")
     ap.add_argument("--deadline-s", type=float, default=420.0, help="skip the phases that start after this")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--phases", default=",".join(PHASES), help=f"which of {','.join(PHASES)} to run")
     args = ap.parse_args()
+    phases = set(args.phases.split(","))
+    if phases - set(PHASES):
+        ap.error(f"unknown phases {sorted(phases - set(PHASES))}; choose from {','.join(PHASES)}")
     report = Report(args.out)
     began = time.monotonic()
 
-    def time_left(phase: str) -> bool:
+    def time_left(phase: str, key: str) -> bool:
+        if key not in phases:
+            return False
         if time.monotonic() - began < args.deadline_s:
             return True
         report(f"- {phase}: skipped, past the {args.deadline_s:.0f} s deadline")
@@ -134,7 +143,8 @@ def main():
     head_slot.swap(LoadedModel(1, model, tokenizer, head=head))
     one_at_a_time = BatcherConfig(simple_max_batch=1, complex_max_batch=1)
     batched = BatcherConfig()
-    for s in (slot, head_slot):  # warm-up: kernels chosen, allocator grown, for both paths
+    for s in (slot, head_slot) if phases & {"a", "c", "c-head", "c-head-forward", "swap"} else ():
+        # warm-up: kernels chosen, allocator grown, for both paths
         warm = DynamicBatcher(s, batched)
         for f in [warm.submit(p, PARAMS) for p in prompts[:32]]:
             f.result()
@@ -142,15 +152,15 @@ def main():
 
     rows: dict[str, dict] = {}
     modes = [
-        ("(a) one request at a time", slot, one_at_a_time, one_cfg, None),
-        ("(c) Cogloop DynamicBatcher", slot, batched, cfg, None),
-        ("(c) with the metacognition head (as served)", head_slot, batched, cfg, None),
-        ("(c) with the head read by a second forward (before)", head_slot, batched, cfg,
+        ("a", "(a) one request at a time", slot, one_at_a_time, one_cfg, None),
+        ("c", "(c) Cogloop DynamicBatcher", slot, batched, cfg, None),
+        ("c-head", "(c) with the metacognition head (as served)", head_slot, batched, cfg, None),
+        ("c-head-forward", "(c) with the head read by a second forward (before)", head_slot, batched, cfg,
          head_read_by_a_second_forward),
     ]
-    for name, s, config, clients, context in modes:
-        if not time_left(name):
-            break
+    for key, name, s, config, clients, context in modes:
+        if not time_left(name, key):
+            continue
         if context is None:
             rows[name], _ = synced(lambda: batcher_run(s, config, clients, prompts))
         else:
@@ -161,7 +171,7 @@ def main():
                f"p99 {r['p99']:.0f} ms, mean batch {r['mean_batch']:.1f}, mean batch time {r['batch_ms']:.0f} ms")
 
     swap: dict[str, float] = {}
-    if time_left("hot-swap under load"):
+    if time_left("hot-swap under load", "swap"):
         def swapper():
             time.sleep(1.0)
             t = time.perf_counter()
@@ -184,7 +194,7 @@ def main():
                f"served by version {slot.current.version_id} after")
         slot.swap(LoadedModel(1, model, tokenizer))  # the swapped-in copy goes with its last reference
 
-    if time_left("the head's reading"):
+    if time_left("the head's reading", "states"):
         from inference.engine.meta_serving import annotate_batch, annotate_generations
 
         batch = prompts[:32]
@@ -209,7 +219,7 @@ def main():
                f"{1000 * statistics.median(fwds):.1f} ms (medians of 5); {round_trip}/32 rows re-encode to the "
                f"tokens fed (the rest are read by the forward)")
 
-    if time_left("batched against unbatched"):
+    if time_left("batched against unbatched", "equality"):
         few = prompts[:8]
         short = GenerationParams(max_new_tokens=32)
         together = [g.text for g in generate_batch(model, tokenizer, few, short)]
@@ -218,7 +228,7 @@ def main():
                f"{sum(a == b for a, b in zip(together, alone))}/8 identical")
 
     total = args.clients * args.per_client
-    if time_left("(b) transformers generate_batch"):
+    if time_left("(b) transformers generate_batch", "b"):
         try:
             from transformers import GenerationConfig
 
