@@ -1,6 +1,9 @@
 """Serving throughput on cogloop-tiny at 64 concurrent clients, three ways, in one run.
 
-    python tests/bench/bench_inference.py [--clients 64] [--per-client 4] [--rounds 3]
+    python tests/bench/bench_inference.py [--clients 64] [--per-client 4] [--rounds 3] [--threads N]
+
+Run it on a machine with nothing else running: the batcher's thread uses ``--threads`` intra-op
+threads (default: every core this process may use), in (a) and (c) alike.
 
 (a) one request at a time: serving's own path (the batcher) with batches of one, so every
     request generates alone, after the one before it
@@ -132,8 +135,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--per-client", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch intra-op threads of the batcher's thread (see BatcherConfig.intra_op_threads)")
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                    help="torch intra-op threads of the batcher's thread (BatcherConfig.intra_op_threads; default: "
+                         "the cores this process may use, as a serving process that owns its machine is set up; "
+                         "1 is serving's default for cores shared with other processes)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of (a), (c) and the head's modes, taking turns")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
