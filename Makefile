@@ -26,7 +26,7 @@ demo: setup
 services:
 	bash .ci/services
 
-test: setup services
+test: setup services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) COGLOOP_VAR_DIR=var/test COGLOOP_EVAL_SIZE=150 \
 		$(PY) -m pytest $(ARGS)
 
@@ -37,6 +37,9 @@ worker: setup
 serve: setup
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py runserver 127.0.0.1:8000
+
+lint: setup
+	$(VENV)/bin/ruff check .
 
 # Benchmarks print markdown tables; results and their context live in docs/benchmarks.md.
 bench: setup services

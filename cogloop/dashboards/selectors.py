@@ -116,7 +116,7 @@ def queue_age(*, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     bounds = [now - lower for _, lower in AGE_BUCKETS] + [None]
     buckets = {}
-    for i, (label, _) in enumerate(AGE_BUCKETS):
+    for i in range(len(AGE_BUCKETS)):
         newer_than = Q(created_at__gt=bounds[i + 1]) if bounds[i + 1] else Q()
         buckets[f"age_{i}"] = Count("id", filter=Q(created_at__lte=bounds[i]) & newer_than)
     row = ReviewItem.objects.filter(status__in=OPEN_STATUSES).aggregate(
