@@ -62,7 +62,7 @@ def _load_verified(version_id: int, name: str, path, manifest: dict) -> LoadedMo
     # and reports its confidence as absent rather than as a number. In float32 beside the model,
     # so it reads generation's states where they are.
     device = next(model.parameters()).device
-    head = (load_head(path, device=device) or MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size))).to(device)
+    head = (load_head(path) or MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size))).to(device)
     head.eval()
     smoke = generate_batch(model, tokenizer, [SMOKE_PROMPT], GenerationParams(max_new_tokens=8))
     if not smoke or smoke[0].completion_tokens == 0:

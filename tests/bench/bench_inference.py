@@ -135,6 +135,50 @@ def pooled(runs: list[dict]) -> dict:
     return row
 
 
+
+SMOKE = "Start with 12. Add 3. What is the result?"
+
+
+def hot_swap_under_load(slot, config, args, prompts, load_verified) -> tuple[dict, dict]:
+    """(c) through ``slot`` while a thread that ends loads the next version (``load_verified()``:
+    (model, tokenizer) after its manifest check), smoke-tests it and swaps it in, as serving's
+    load_version thread does. Returns the clients' row and the swap's timings."""
+    swap: dict[str, float] = {}
+
+    def swapper():
+        time.sleep(1.0)
+        t = time.perf_counter()
+        model, tokenizer = load_verified()
+        generate_batch(model, tokenizer, [SMOKE], GenerationParams(max_new_tokens=8))
+        swap["load_verify_smoke_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        slot.swap(LoadedModel(2, model, tokenizer))
+        swap["swap_ms"] = 1000 * (time.perf_counter() - t)
+
+    thread = threading.Thread(target=swapper)
+    thread.start()
+    row = batcher_run(slot, config, args, prompts)
+    thread.join()
+    return row, swap
+
+
+def transformers_batch_row(cb_model, tokenizer, prompts, total: int) -> dict:
+    """(b): ``total`` prompts in one ``generate_batch`` call (continuous batching) on ``cb_model``,
+    a copy of its own (the call switches the model it runs on to paged attention). Its latency
+    is the whole call's."""
+    from transformers import GenerationConfig
+
+    ids = [tokenizer(prompt_text(tokenizer, p), add_special_tokens=False)["input_ids"]
+           for p in (prompts * (total // len(prompts) + 1))[:total]]
+    config = GenerationConfig(max_new_tokens=PARAMS.max_new_tokens, do_sample=False,
+                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    started = time.perf_counter()
+    out = cb_model.generate_batch(inputs=ids, generation_config=config, progress_bar=False)
+    elapsed = time.perf_counter() - started  # the answers are on the host: the device's work is done
+    done = sum(1 for o in out.values() if not getattr(o, "error", None))
+    return {"ok": done, "failed": total - done, "seconds": elapsed, "rps": done / elapsed,
+            "p50": 1000 * elapsed, "p99": 1000 * elapsed}
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=64)
@@ -188,40 +232,11 @@ def main():
         rows[name] = pooled(runs)
 
     # Hot-swap under the same load: load + verify happen in the background, the swap is one assignment.
-    swap = {}
-
-    def swapper():
-        time.sleep(1.0)
-        t = time.perf_counter()
-        m2, t2 = loading.load_model(tiny, expected_manifest=loading.build_manifest(tiny))
-        generate_batch(m2, t2, ["Start with 12. Add 3. What is the result?"], GenerationParams(max_new_tokens=8))
-        swap["load_verify_smoke_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        slot.swap(LoadedModel(2, m2, t2))
-        swap["swap_ms"] = 1000 * (time.perf_counter() - t)
-
-    th = threading.Thread(target=swapper)  # ends when done, like serving's load_version thread
-    th.start()
-    during = batcher_run(slot, batched, args, prompts)
-    th.join()
+    during, swap = hot_swap_under_load(
+        slot, batched, args, prompts, lambda: loading.load_model(tiny, expected_manifest=loading.build_manifest(tiny)))
 
     try:
-        from transformers import GenerationConfig
-
-        # Its own copy: continuous batching switches the model it runs on to paged attention.
-        cb_model, _ = run_on_own_thread(loading.load_model, tiny)
-
-        ids = [tokenizer(prompt_text(tokenizer, p), add_special_tokens=False)["input_ids"]
-               for p in (prompts * (total // len(prompts) + 1))[:total]]
-        config = GenerationConfig(max_new_tokens=96, do_sample=False, eos_token_id=tokenizer.eos_token_id,
-                                  pad_token_id=tokenizer.pad_token_id)
-        started = time.perf_counter()
-        out = cb_model.generate_batch(inputs=ids, generation_config=config, progress_bar=False)
-        elapsed = time.perf_counter() - started
-        done = sum(1 for o in out.values() if not getattr(o, "error", None))
-        rows[B] = {
-            "ok": done, "failed": total - done, "seconds": elapsed, "rps": done / elapsed,
-            "p50": 1000 * elapsed, "p99": 1000 * elapsed}
+        rows[B] = transformers_batch_row(run_on_own_thread(loading.load_model, tiny)[0], tokenizer, prompts, total)
     except Exception as exc:
         rows[B] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
 

@@ -32,7 +32,6 @@ import contextlib
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -55,10 +54,16 @@ from inference.engine.metahead import MetaHead, MetaHeadConfig  # noqa: E402
 from inference.engine.parser import parse_output  # noqa: E402
 from inference.engine.scoring import score_output  # noqa: E402
 from inference.engine.tiny import prompt_text  # noqa: E402
-from tests.bench.bench_inference import PARAMS, batcher_run, head_read_by_a_second_forward  # noqa: E402
+from tests.bench.bench_inference import (  # noqa: E402
+    PARAMS,
+    SMOKE,
+    batcher_run,
+    head_read_by_a_second_forward,
+    hot_swap_under_load,
+    transformers_batch_row,
+)
 from tests.bench.shapes import SHAPES, shaped_model_dir  # noqa: E402
 
-SMOKE = "Start with 12. Add 3. What is the result?"
 PHASES = ("a", "c", "c-head", "c-head-forward", "swap", "states", "equality", "b")
 
 
@@ -168,23 +173,11 @@ def main():
         report(f"- {name}: {r['ok']} ok, {r['failed']} failed, {r['rps']:.1f} requests/s, p50 {r['p50']:.0f} ms, "
                f"p99 {r['p99']:.0f} ms, mean batch {r['mean_batch']:.1f}, mean batch time {r['batch_ms']:.0f} ms")
 
-    swap: dict[str, float] = {}
     if time_left("hot-swap under load", "swap"):
-        def swapper():
-            time.sleep(1.0)
-            t = time.perf_counter()
-            m2, t2 = loading.load_model(model_dir, expected_manifest=loading.build_manifest(model_dir),
-                                        device=args.device, dtype=args.dtype)
-            generate_batch(m2, t2, [SMOKE], GenerationParams(max_new_tokens=8))
-            swap["load_verify_smoke_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            slot.swap(LoadedModel(2, m2, t2))
-            swap["swap_ms"] = 1000 * (time.perf_counter() - t)
-
-        th = threading.Thread(target=swapper)
-        th.start()
-        rows["(c) during a hot-swap"] = batcher_run(slot, batched, cfg, prompts)
-        th.join()
+        rows["(c) during a hot-swap"], swap = hot_swap_under_load(
+            slot, batched, cfg, prompts,
+            lambda: loading.load_model(model_dir, expected_manifest=loading.build_manifest(model_dir),
+                                       device=args.device, dtype=args.dtype))
         r = rows["(c) during a hot-swap"]
         report(f"- (c) during a hot-swap: {r['ok']} ok, {r['failed']} failed, {r['rps']:.1f} requests/s, "
                f"p99 {r['p99']:.0f} ms; load + sha256 + smoke {swap.get('load_verify_smoke_s', float('nan')):.1f} s "
@@ -228,20 +221,10 @@ def main():
     total = args.clients * args.per_client
     if time_left("(b) transformers generate_batch", "b"):
         try:
-            from transformers import GenerationConfig
-
             cb_model, _ = loading.load_model(model_dir, device=args.device, dtype=args.dtype)
-            ids = [tokenizer(prompt_text(tokenizer, p), add_special_tokens=False)["input_ids"]
-                   for p in (prompts * (total // len(prompts) + 1))[:total]]
-            config = GenerationConfig(max_new_tokens=PARAMS.max_new_tokens, do_sample=False,
-                                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-            out, elapsed = synced(lambda: cb_model.generate_batch(inputs=ids, generation_config=config,
-                                                                  progress_bar=False))
-            done = sum(1 for o in out.values() if not getattr(o, "error", None))
-            rows["(b) transformers generate_batch (all prompts at once)"] = {
-                "ok": done, "failed": total - done, "seconds": elapsed, "rps": done / elapsed,
-                "p50": 1000 * elapsed, "p99": 1000 * elapsed}
-            report(f"- (b) transformers generate_batch, {total} prompts at once: {done / elapsed:.1f} requests/s")
+            r = rows["(b) transformers generate_batch (all prompts at once)"] = transformers_batch_row(
+                cb_model, tokenizer, prompts, total)
+            report(f"- (b) transformers generate_batch, {total} prompts at once: {r['rps']:.1f} requests/s")
             del cb_model
         except Exception as exc:
             report(f"- (b) transformers generate_batch failed: {type(exc).__name__}: {str(exc)[:200]}")
