@@ -14,6 +14,26 @@ from inference.engine.metahead import MetaHead, MetaHeadConfig
 TINY = Path(__file__).resolve().parents[2] / "inference" / "engine" / "cogloop_tiny"
 
 
+def assert_metas_close(got: list[dict | None], want: list[dict | None]) -> None:
+    """Strategies and flags exactly; confidences within float32 rounding.
+
+    Reading the head from generation's states and from a separate padded forward runs the same
+    arithmetic in different batch shapes, and float32 sums then differ in the last bits by
+    processor and kernel (seen: 0.41721407 vs 0.41721413). Exact equality would pass on some
+    machines and fail on others.
+    """
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        if a is None or b is None:
+            assert a is b
+            continue
+        assert a["strategies"] == b["strategies"] and a["untrained"] == b["untrained"]
+        if b["confidence"] is None:
+            assert a["confidence"] is None
+        else:
+            assert a["confidence"] == pytest.approx(b["confidence"], abs=1e-5)
+
+
 @pytest.fixture
 def tiny():
     """A fresh copy per test: one test below changes its model instance."""
@@ -110,8 +130,8 @@ def test_a_model_without_a_decoder_module_gives_no_states_and_the_head_still_rea
     generated, fed = generate_batch_with_states(model, tokenizer, prompts, GenerationParams(max_new_tokens=40))
     assert fed == [None, None]
     completions = [g.text for g in generated]
-    assert annotate_generations(model, tokenizer, head, prompts, completions, fed) == \
-        annotate_batch(model, tokenizer, head, prompts, completions)
+    assert_metas_close(annotate_generations(model, tokenizer, head, prompts, completions, fed),
+                       annotate_batch(model, tokenizer, head, prompts, completions))
 
 
 def test_generate_and_read_reads_with_the_head_and_keeps_answers_when_the_head_fails(tiny, head):
@@ -122,7 +142,7 @@ def test_generate_and_read_reads_with_the_head_and_keeps_answers_when_the_head_f
     assert none == [None, None, None]
     read, metas = generate_and_read(model, tokenizer, head, prompts, params)
     assert [g.text for g in read] == [g.text for g in plain]
-    assert metas == annotate_batch(model, tokenizer, head, prompts, [g.text for g in plain])
+    assert_metas_close(metas, annotate_batch(model, tokenizer, head, prompts, [g.text for g in plain]))
     # a head of another model's width cannot read these states
     wrong = MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size * 2, trained=True))
     with pytest.raises(ValueError, match="must be"):
