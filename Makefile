@@ -40,6 +40,7 @@ serve: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # Benchmarks print markdown tables; results and their context live in docs/benchmarks.md.
 bench: setup services

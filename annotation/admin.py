@@ -5,7 +5,16 @@ from annotation.models import Annotation, AuditEvent, ReviewPolicy
 
 @admin.register(Annotation)
 class AnnotationAdmin(admin.ModelAdmin):
-    list_display = ["pk", "review_item", "annotator", "error_type", "status", "blind", "second_reviewer", "created_at"]
+    list_display = [
+        "pk",
+        "review_item",
+        "annotator",
+        "error_type",
+        "status",
+        "blind",
+        "second_reviewer",
+        "created_at",
+    ]
     list_filter = ["status", "error_type", "blind"]
     raw_id_fields = ["review_item", "annotator", "second_reviewer"]
 
@@ -29,4 +38,10 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 @admin.register(ReviewPolicy)
 class ReviewPolicyAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "second_review_share", "double_annotation_share", "lease_minutes", "updated_at"]
+    list_display = [
+        "__str__",
+        "second_review_share",
+        "double_annotation_share",
+        "lease_minutes",
+        "updated_at",
+    ]

@@ -10,20 +10,29 @@ class StepForm(forms.Form):
     strategy = forms.ChoiceField(choices=STRATEGY_CHOICES, initial="deduction")
 
 
-StepFormSet = forms.formset_factory(StepForm, extra=1, can_delete=True, can_order=True, max_num=100,
-                                    validate_max=True)
+StepFormSet = forms.formset_factory(
+    StepForm, extra=1, can_delete=True, can_order=True, max_num=100, validate_max=True
+)
 
 
 class AnnotationForm(forms.Form):
     corrected_answer = forms.CharField(max_length=2000)
     first_wrong_step = forms.IntegerField(required=False, min_value=1)
     error_type = forms.ChoiceField(choices=Annotation.ErrorType.choices)
-    correction_strategy = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
-    confidence_low = forms.FloatField(min_value=0.0, max_value=1.0, widget=forms.NumberInput(attrs={"step": "0.05"}))
-    confidence_high = forms.FloatField(min_value=0.0, max_value=1.0, widget=forms.NumberInput(attrs={"step": "0.05"}))
+    correction_strategy = forms.CharField(
+        required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    confidence_low = forms.FloatField(
+        min_value=0.0, max_value=1.0, widget=forms.NumberInput(attrs={"step": "0.05"})
+    )
+    confidence_high = forms.FloatField(
+        min_value=0.0, max_value=1.0, widget=forms.NumberInput(attrs={"step": "0.05"})
+    )
     transparent = forms.TypedChoiceField(
-        choices=[("yes", "Yes, understandable"), ("no", "No")], coerce=lambda v: v == "yes",
-        label="Original reasoning understandable?", widget=forms.RadioSelect,
+        choices=[("yes", "Yes, understandable"), ("no", "No")],
+        coerce=lambda v: v == "yes",
+        label="Original reasoning understandable?",
+        widget=forms.RadioSelect,
     )
 
     def clean(self):
@@ -48,23 +57,37 @@ def corrected_steps_from(formset) -> list[dict]:
 
 
 def step_initial(steps: list[dict]) -> list[dict]:
-    return [{"text": s["text"], "strategy": s.get("strategy") or "other", "ORDER": i}
-            for i, s in enumerate(steps, start=1)]
+    return [
+        {"text": s["text"], "strategy": s.get("strategy") or "other", "ORDER": i}
+        for i, s in enumerate(steps, start=1)
+    ]
 
 
 class QueueFilterForm(forms.Form):
     reason = forms.ChoiceField(required=False, choices=[("", "any reason"), *ReviewItem.Reason.choices])
-    score_min = forms.FloatField(required=False, min_value=0, max_value=1, label="Score from",
-                                 widget=forms.NumberInput(attrs={"step": "0.05", "size": 4}))
-    score_max = forms.FloatField(required=False, min_value=0, max_value=1, label="Score to",
-                                 widget=forms.NumberInput(attrs={"step": "0.05", "size": 4}))
+    score_min = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        label="Score from",
+        widget=forms.NumberInput(attrs={"step": "0.05", "size": 4}),
+    )
+    score_max = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        label="Score to",
+        widget=forms.NumberInput(attrs={"step": "0.05", "size": 4}),
+    )
     model_version = forms.ChoiceField(required=False, choices=[("", "any model")])
     checker_error = forms.ChoiceField(
-        required=False, label="Error type (checker)",
+        required=False,
+        label="Error type (checker)",
         choices=[("", "any finding"), *((k, label) for k, (label, _) in CHECKER_ERRORS.items())],
     )
-    state = forms.ChoiceField(required=False, choices=[("", "open and claimed"), ("open", "open only"),
-                                                       ("mine", "claimed by me")])
+    state = forms.ChoiceField(
+        required=False, choices=[("", "open and claimed"), ("open", "open only"), ("mine", "claimed by me")]
+    )
 
     def __init__(self, *args, model_versions: list[str], **kwargs):
         super().__init__(*args, **kwargs)
@@ -80,17 +103,27 @@ class QueueFilterForm(forms.Form):
 
 class ReviewDecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=[("approve", "approve"), ("reject", "reject")])
-    reason = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}),
-                             label="Reason (required to reject)")
+    reason = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Reason (required to reject)",
+    )
 
 
 class ReviewPolicyForm(forms.Form):
     second_review_share = forms.FloatField(
-        min_value=0, max_value=1, widget=forms.NumberInput(attrs={"step": "0.05"}),
-        help_text="share of annotations a lead reviews before they become training data")
+        min_value=0,
+        max_value=1,
+        widget=forms.NumberInput(attrs={"step": "0.05"}),
+        help_text="share of annotations a lead reviews before they become training data",
+    )
     double_annotation_share = forms.FloatField(
-        min_value=0, max_value=1, widget=forms.NumberInput(attrs={"step": "0.05"}),
-        help_text="share of items annotated twice, blind, to measure agreement")
+        min_value=0,
+        max_value=1,
+        widget=forms.NumberInput(attrs={"step": "0.05"}),
+        help_text="share of items annotated twice, blind, to measure agreement",
+    )
     lease_minutes = forms.IntegerField(min_value=1, max_value=240, help_text="how long a claim holds an item")
 
 

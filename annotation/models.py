@@ -27,7 +27,9 @@ class Annotation(models.Model):
         SUPERSEDED = "superseded", "Superseded by its twin"
 
     review_item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="annotations")
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
+    )
     corrected_steps = models.JSONField(default=list)  # [{"text": ..., "strategy": ...}]
     corrected_answer = models.TextField()
     first_wrong_step = models.PositiveIntegerField(null=True, blank=True)
@@ -40,7 +42,11 @@ class Annotation(models.Model):
     # One of the two independent annotations of an item chosen for double annotation.
     blind = models.BooleanField(default=False)
     second_reviewer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="second_reviews"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="second_reviews",
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_note = models.TextField(blank=True)
@@ -49,7 +55,11 @@ class Annotation(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(confidence_low__gte=0, confidence_high__lte=1, confidence_low__lte=models.F("confidence_high")),
+                condition=models.Q(
+                    confidence_low__gte=0,
+                    confidence_high__lte=1,
+                    confidence_low__lte=models.F("confidence_high"),
+                ),
                 name="annotation_interval_valid",
             )
         ]
@@ -58,8 +68,11 @@ class Annotation(models.Model):
             models.Index(fields=["second_reviewer", "reviewed_at"], name="annotation_reviewer_day"),
             models.Index(fields=["status", "created_at"], name="annotation_status_created"),
             # the reviewers dashboard's windows, answered from the index alone
-            models.Index(fields=["created_at"], include=["annotator", "status", "transparent", "second_reviewer"],
-                         name="annotation_created_cover"),
+            models.Index(
+                fields=["created_at"],
+                include=["annotator", "status", "transparent", "second_reviewer"],
+                name="annotation_created_cover",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -87,6 +100,9 @@ class AuditEvent(models.Model):
     class Meta:
         indexes = [models.Index(fields=["actor", "action", "created_at"], name="audit_actor_action_day")]
 
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
 
 class ReviewPolicy(models.Model):
     """How review works. One row (pk=1), edited by leads on the review settings page."""
@@ -105,9 +121,14 @@ class ReviewPolicy(models.Model):
         verbose_name_plural = "review policy"
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(second_review_share__gte=0, second_review_share__lte=1,
-                                   double_annotation_share__gte=0, double_annotation_share__lte=1,
-                                   lease_minutes__gte=1, lease_minutes__lte=240),
+                condition=models.Q(
+                    second_review_share__gte=0,
+                    second_review_share__lte=1,
+                    double_annotation_share__gte=0,
+                    double_annotation_share__lte=1,
+                    lease_minutes__gte=1,
+                    lease_minutes__lte=240,
+                ),
                 name="review_policy_ranges",
             )
         ]

@@ -17,10 +17,19 @@ from feedback.models import ReviewItem
 # human label exists): keys of Output.score_parts.
 CHECKER_ERRORS = {
     "wrong_claim": ("Wrong claim in a step", Q(output__score_parts__wrong_claims__gt=0)),
-    "answer_mismatch": ("Answer disagrees with the reasoning", Q(output__score_parts__answer_agreement__lt=1)),
+    "answer_mismatch": (
+        "Answer disagrees with the reasoning",
+        Q(output__score_parts__answer_agreement__lt=1),
+    ),
     "contradiction": ("Steps contradict each other", Q(output__score_parts__contradiction_free__lt=1)),
-    "none": ("No checker finding", Q(output__score_parts__wrong_claims=0, output__score_parts__answer_agreement__gte=1,
-                                      output__score_parts__contradiction_free__gte=1)),
+    "none": (
+        "No checker finding",
+        Q(
+            output__score_parts__wrong_claims=0,
+            output__score_parts__answer_agreement__gte=1,
+            output__score_parts__contradiction_free__gte=1,
+        ),
+    ),
 }
 QUEUE_LIMIT = 100
 
@@ -58,8 +67,11 @@ def queue_items(*, filters: dict, user) -> QuerySet[ReviewItem]:
         items.select_related("output__model_version", "claimed_by")
         .annotate(
             annotated_by_me=Count("annotations", filter=Q(annotations__annotator=user)),
-            lease_live=Case(When(status=ReviewItem.Status.CLAIMED, lease_expires_at__gte=now, then=Value(True)),
-                            default=Value(False), output_field=BooleanField()),
+            lease_live=Case(
+                When(status=ReviewItem.Status.CLAIMED, lease_expires_at__gte=now, then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            ),
         )
         .order_by("priority", "created_at")
     )
@@ -94,9 +106,13 @@ def progress_today(*, user) -> dict:
 
 def model_version_names() -> list[str]:
     return list(
-        ReviewItem.objects.filter(status__in=[ReviewItem.Status.QUEUED, ReviewItem.Status.CLAIMED],
-                                  output__model_version__isnull=False)
-        .values_list("output__model_version__name", flat=True).distinct().order_by("output__model_version__name")
+        ReviewItem.objects.filter(
+            status__in=[ReviewItem.Status.QUEUED, ReviewItem.Status.CLAIMED],
+            output__model_version__isnull=False,
+        )
+        .values_list("output__model_version__name", flat=True)
+        .distinct()
+        .order_by("output__model_version__name")
     )
 
 
@@ -115,7 +131,9 @@ def annotation_twins(annotation: Annotation) -> list[Annotation]:
         return []
     return list(
         Annotation.objects.filter(review_item_id=annotation.review_item_id, blind=True)
-        .exclude(pk=annotation.pk).select_related("annotator").order_by("pk")
+        .exclude(pk=annotation.pk)
+        .select_related("annotator")
+        .order_by("pk")
     )
 
 
@@ -153,13 +171,22 @@ def agreement_per_reviewer() -> tuple[list[ReviewerAgreement], ReviewerAgreement
     blind pair, per reviewer (their labels against their partners') and for everyone together."""
     blind = (
         Annotation.objects.filter(blind=True)
-        .only("review_item_id", "annotator_id", "error_type", "corrected_steps", "confidence_low", "confidence_high")
+        .only(
+            "review_item_id",
+            "annotator_id",
+            "error_type",
+            "corrected_steps",
+            "confidence_low",
+            "confidence_high",
+        )
         .order_by("review_item_id", "pk")
     )
     by_item: dict[int, list[Annotation]] = {}
     for a in blind:
         by_item.setdefault(a.review_item_id, []).append(a)
-    names = dict(get_user_model().objects.filter(annotations__blind=True).values_list("pk", "username").distinct())
+    names = dict(
+        get_user_model().objects.filter(annotations__blind=True).values_list("pk", "username").distinct()
+    )
     per: dict[int, ReviewerAgreement] = {}
     overall = ReviewerAgreement(username="everyone")
     for pair in by_item.values():
@@ -182,7 +209,9 @@ def agreement_per_reviewer() -> tuple[list[ReviewerAgreement], ReviewerAgreement
 
 
 def audit_events(*, filters: dict) -> QuerySet[AuditEvent]:
-    events = AuditEvent.objects.select_related("actor", "review_item", "annotation").order_by("-created_at", "-pk")
+    events = AuditEvent.objects.select_related("actor", "review_item", "annotation").order_by(
+        "-created_at", "-pk"
+    )
     if filters.get("action"):
         events = events.filter(action=filters["action"])
     if filters.get("actor"):

@@ -40,8 +40,14 @@ ROLES = (REVIEWER, LEAD)
 MAX_STEPS = 100
 MAX_STEP_CHARS = 2000
 EDITABLE_FIELDS = (
-    "corrected_steps", "corrected_answer", "first_wrong_step", "error_type", "correction_strategy",
-    "confidence_low", "confidence_high", "transparent",
+    "corrected_steps",
+    "corrected_answer",
+    "first_wrong_step",
+    "error_type",
+    "correction_strategy",
+    "confidence_low",
+    "confidence_high",
+    "transparent",
 )
 
 
@@ -53,12 +59,15 @@ def audit(*, actor, action: str, review_item=None, annotation=None, **detail) ->
 
 # -- roles and the review policy ------------------------------------------------------------
 
+
 def users_with_role(role: str):
     """Active users who hold ``role``. Admins (staff) hold every role; a lead is also a reviewer."""
     groups = [LEAD] if role == LEAD else [REVIEWER, LEAD]
-    return get_user_model().objects.filter(
-        Q(is_staff=True) | Q(is_superuser=True) | Q(groups__name__in=groups), is_active=True
-    ).distinct()
+    return (
+        get_user_model()
+        .objects.filter(Q(is_staff=True) | Q(is_superuser=True) | Q(groups__name__in=groups), is_active=True)
+        .distinct()
+    )
 
 
 def user_has_role(user, role: str) -> bool:
@@ -75,9 +84,12 @@ def user_has_role(user, role: str) -> bool:
 @transaction.atomic
 def user_role_grant(*, user, role: str) -> None:
     if role not in ROLES:
-        raise ApplicationError(f"unknown role {role!r}", code="validation_error",
-                               extra={"fields": {"role": ["unknown role"]}})
-    group, _ = Group.objects.get_or_create(name=role)  # the migration makes it; a flushed test database may not have it
+        raise ApplicationError(
+            f"unknown role {role!r}", code="validation_error", extra={"fields": {"role": ["unknown role"]}}
+        )
+    group, _ = Group.objects.get_or_create(
+        name=role
+    )  # the migration makes it; a flushed test database may not have it
     user.groups.add(group)
     user.__dict__.pop("_review_roles", None)
 
@@ -88,29 +100,41 @@ def review_policy_get() -> ReviewPolicy:
 
 
 @transaction.atomic
-def review_policy_update(*, actor, second_review_share: float, double_annotation_share: float,
-                         lease_minutes: int) -> ReviewPolicy:
+def review_policy_update(
+    *, actor, second_review_share: float, double_annotation_share: float, lease_minutes: int
+) -> ReviewPolicy:
     if not user_has_role(actor, LEAD):
         raise ApplicationError("only leads change review settings", code="forbidden", status=403)
     errors: dict[str, list[str]] = {}
-    shares = (("second_review_share", second_review_share), ("double_annotation_share", double_annotation_share))
+    shares = (
+        ("second_review_share", second_review_share),
+        ("double_annotation_share", double_annotation_share),
+    )
     for name, value in shares:
         if not (0.0 <= value <= 1.0):
             errors[name] = ["must lie in [0, 1]"]
     if not (1 <= lease_minutes <= 240):
         errors["lease_minutes"] = ["must lie between 1 and 240 minutes"]
     if errors:
-        raise ApplicationError("the review settings are invalid", code="validation_error", extra={"fields": errors})
+        raise ApplicationError(
+            "the review settings are invalid", code="validation_error", extra={"fields": errors}
+        )
     policy = ReviewPolicy.objects.select_for_update().get_or_create(pk=1)[0]
-    before = {"second_review_share": policy.second_review_share,
-              "double_annotation_share": policy.double_annotation_share, "lease_minutes": policy.lease_minutes}
+    before = {
+        "second_review_share": policy.second_review_share,
+        "double_annotation_share": policy.double_annotation_share,
+        "lease_minutes": policy.lease_minutes,
+    }
     policy.second_review_share = second_review_share
     policy.double_annotation_share = double_annotation_share
     policy.lease_minutes = lease_minutes
     policy.updated_by = actor
     policy.save()
-    after = {"second_review_share": second_review_share, "double_annotation_share": double_annotation_share,
-             "lease_minutes": lease_minutes}
+    after = {
+        "second_review_share": second_review_share,
+        "double_annotation_share": double_annotation_share,
+        "lease_minutes": lease_minutes,
+    }
     audit(actor=actor, action=AuditEvent.Action.SETTINGS, before=before, after=after)
     return policy
 
@@ -126,6 +150,7 @@ def _roll(kind: str, key: int) -> float:
 
 # -- claims ---------------------------------------------------------------------------------
 
+
 def _require_reviewer(user) -> None:
     if not user_has_role(user, REVIEWER):
         raise ApplicationError("you need the reviewer role", code="forbidden", status=403)
@@ -139,11 +164,16 @@ def review_claim(*, item_id: int, user) -> ReviewItem:
     if mine.filter(status=Annotation.Status.AWAITING_TWIN).exists():
         raise ApplicationError(
             "you annotated this item already; its blind second annotation needs another reviewer",
-            code="not_claimable", status=409,
+            code="not_claimable",
+            status=409,
         )
     item = feedback_services.review_item_claim(item_id=item_id, user=user, lease=_lease())
-    audit(actor=user, action=AuditEvent.Action.CLAIM, review_item=item,
-          lease_expires_at=item.lease_expires_at.isoformat())
+    audit(
+        actor=user,
+        action=AuditEvent.Action.CLAIM,
+        review_item=item,
+        lease_expires_at=item.lease_expires_at.isoformat(),
+    )
     return item
 
 
@@ -154,8 +184,13 @@ def review_claim_next(*, user) -> ReviewItem | None:
     mine = Annotation.objects.filter(annotator=user).values("review_item_id")
     item = feedback_services.review_item_claim_next(user=user, lease=_lease(), exclude_ids=mine)
     if item is not None:
-        audit(actor=user, action=AuditEvent.Action.CLAIM, review_item=item, next=True,
-              lease_expires_at=item.lease_expires_at.isoformat())
+        audit(
+            actor=user,
+            action=AuditEvent.Action.CLAIM,
+            review_item=item,
+            next=True,
+            lease_expires_at=item.lease_expires_at.isoformat(),
+        )
     return item
 
 
@@ -174,8 +209,17 @@ def review_release(*, item_id: int, user, reason: str) -> bool:
 
 # -- annotations ----------------------------------------------------------------------------
 
-def _validate(*, item: ReviewItem, corrected_steps, corrected_answer, confidence_low, confidence_high, error_type,
-              first_wrong_step) -> None:
+
+def _validate(
+    *,
+    item: ReviewItem,
+    corrected_steps,
+    corrected_answer,
+    confidence_low,
+    confidence_high,
+    error_type,
+    first_wrong_step,
+) -> None:
     """Every field's problem at once, keyed by the field's name."""
     errors: dict[str, list[str]] = {}
     if not corrected_steps:
@@ -187,7 +231,9 @@ def _validate(*, item: ReviewItem, corrected_steps, corrected_answer, confidence
         if not text:
             errors.setdefault("corrected_steps", []).append(f"step {i} is empty")
         elif len(text) > MAX_STEP_CHARS:
-            errors.setdefault("corrected_steps", []).append(f"step {i} is longer than {MAX_STEP_CHARS} characters")
+            errors.setdefault("corrected_steps", []).append(
+                f"step {i} is longer than {MAX_STEP_CHARS} characters"
+            )
         if step.get("strategy") not in STRATEGIES:
             errors.setdefault("corrected_steps", []).append(f"step {i} has no valid strategy")
     if not str(corrected_answer).strip():
@@ -196,7 +242,11 @@ def _validate(*, item: ReviewItem, corrected_steps, corrected_answer, confidence
         errors["confidence_low"] = ["must lie in [0, 1]"]
     if confidence_high is None or not (0.0 <= confidence_high <= 1.0):
         errors["confidence_high"] = ["must lie in [0, 1]"]
-    if not errors.get("confidence_low") and not errors.get("confidence_high") and confidence_low > confidence_high:
+    if (
+        not errors.get("confidence_low")
+        and not errors.get("confidence_high")
+        and confidence_low > confidence_high
+    ):
         errors["confidence_low"] = ["the low end must not exceed the high end"]
     if error_type not in Annotation.ErrorType.values:
         errors["error_type"] = ["unknown error type"]
@@ -238,8 +288,13 @@ def _approve_unsafe(annotation: Annotation, *, actor, **detail) -> None:
         annotation.second_reviewer = actor
         annotation.reviewed_at = timezone.now()
     annotation.save()
-    audit(actor=actor, action=AuditEvent.Action.APPROVE, review_item=annotation.review_item, annotation=annotation,
-          **detail)
+    audit(
+        actor=actor,
+        action=AuditEvent.Action.APPROVE,
+        review_item=annotation.review_item,
+        annotation=annotation,
+        **detail,
+    )
 
 
 def _route(annotation: Annotation, item: ReviewItem, policy: ReviewPolicy) -> None:
@@ -257,8 +312,14 @@ def _route(annotation: Annotation, item: ReviewItem, policy: ReviewPolicy) -> No
         if twins_agree(twin, annotation):
             annotation.status = Annotation.Status.SUPERSEDED
             annotation.save()
-            audit(actor=None, action=AuditEvent.Action.SUPERSEDE, review_item=item, annotation=annotation,
-                  rule="blind twins agree; the earlier one is the training data", twin=twin.pk)
+            audit(
+                actor=None,
+                action=AuditEvent.Action.SUPERSEDE,
+                review_item=item,
+                annotation=annotation,
+                rule="blind twins agree; the earlier one is the training data",
+                twin=twin.pk,
+            )
             _approve_unsafe(twin, actor=None, rule="blind twins agree", twin=annotation.pk)
         else:
             annotation.status = Annotation.Status.DISPUTED
@@ -306,9 +367,15 @@ def annotation_submit(
     if item is None:
         raise ApplicationError("no such review item", code="not_found", status=404)
     feedback_services.review_item_require_lease(item=item, user=annotator)
-    _validate(item=item, corrected_steps=corrected_steps, corrected_answer=corrected_answer,
-              confidence_low=confidence_low, confidence_high=confidence_high, error_type=error_type,
-              first_wrong_step=first_wrong_step)
+    _validate(
+        item=item,
+        corrected_steps=corrected_steps,
+        corrected_answer=corrected_answer,
+        confidence_low=confidence_low,
+        confidence_high=confidence_high,
+        error_type=error_type,
+        first_wrong_step=first_wrong_step,
+    )
     annotation = Annotation.objects.create(
         review_item=item,
         annotator=annotator,
@@ -336,16 +403,22 @@ def _lock_for_review(*, annotation_id: int, reviewer) -> Annotation:
     if not user_has_role(reviewer, LEAD):
         raise ApplicationError("second review needs the lead role", code="forbidden", status=403)
     annotation = (
-        Annotation.objects.select_for_update().select_related("review_item__output").filter(pk=annotation_id).first()
+        Annotation.objects.select_for_update()
+        .select_related("review_item__output")
+        .filter(pk=annotation_id)
+        .first()
     )
     if annotation is None:
         raise ApplicationError("no such annotation", code="not_found", status=404)
     if annotation.annotator_id == reviewer.pk:
-        raise ApplicationError("you cannot second-review your own annotation", code="own_annotation", status=403)
+        raise ApplicationError(
+            "you cannot second-review your own annotation", code="own_annotation", status=403
+        )
     if annotation.status not in REVIEWABLE:
         raise ApplicationError(
             f"this annotation is {annotation.get_status_display().lower()}, not awaiting review",
-            code="not_reviewable", status=409,
+            code="not_reviewable",
+            status=409,
         )
     return annotation
 
@@ -364,26 +437,41 @@ def annotation_approve(*, annotation_id: int, reviewer, changes: dict | None = N
     if isinstance(changes.get("corrected_answer"), str):
         changes["corrected_answer"] = changes["corrected_answer"].strip()
     merged = {f: changes.get(f, getattr(annotation, f)) for f in EDITABLE_FIELDS}
-    _validate(item=annotation.review_item, corrected_steps=merged["corrected_steps"],
-              corrected_answer=merged["corrected_answer"], confidence_low=merged["confidence_low"],
-              confidence_high=merged["confidence_high"], error_type=merged["error_type"],
-              first_wrong_step=merged["first_wrong_step"])
+    _validate(
+        item=annotation.review_item,
+        corrected_steps=merged["corrected_steps"],
+        corrected_answer=merged["corrected_answer"],
+        confidence_low=merged["confidence_low"],
+        confidence_high=merged["confidence_high"],
+        error_type=merged["error_type"],
+        first_wrong_step=merged["first_wrong_step"],
+    )
     edited = {
-        f: {"before": getattr(annotation, f), "after": v} for f, v in changes.items() if getattr(annotation, f) != v
+        f: {"before": getattr(annotation, f), "after": v}
+        for f, v in changes.items()
+        if getattr(annotation, f) != v
     }
     for field, change in edited.items():
         setattr(annotation, field, change["after"])
     was_disputed = annotation.status == Annotation.Status.DISPUTED
     _approve_unsafe(annotation, actor=reviewer, edited=edited)
     if was_disputed:
-        for twin in Annotation.objects.select_for_update().filter(
-            review_item=annotation.review_item, status=Annotation.Status.DISPUTED
-        ).exclude(pk=annotation.pk):
+        for twin in (
+            Annotation.objects.select_for_update()
+            .filter(review_item=annotation.review_item, status=Annotation.Status.DISPUTED)
+            .exclude(pk=annotation.pk)
+        ):
             twin.status = Annotation.Status.SUPERSEDED
             twin.second_reviewer, twin.reviewed_at = reviewer, timezone.now()
             twin.save()
-            audit(actor=reviewer, action=AuditEvent.Action.SUPERSEDE, review_item=twin.review_item, annotation=twin,
-                  rule="a lead chose its twin", twin=annotation.pk)
+            audit(
+                actor=reviewer,
+                action=AuditEvent.Action.SUPERSEDE,
+                review_item=twin.review_item,
+                annotation=twin,
+                rule="a lead chose its twin",
+                twin=annotation.pk,
+            )
     return annotation
 
 
@@ -392,18 +480,33 @@ def annotation_reject(*, annotation_id: int, reviewer, reason: str) -> Annotatio
     """A lead rejects an annotation (a reason is required). The item returns to the queue once
     no annotation of it is left awaiting a decision."""
     if not reason.strip():
-        raise ApplicationError("say why the annotation is rejected", code="validation_error",
-                               extra={"fields": {"reason": ["a reason is required"]}})
+        raise ApplicationError(
+            "say why the annotation is rejected",
+            code="validation_error",
+            extra={"fields": {"reason": ["a reason is required"]}},
+        )
     annotation = _lock_for_review(annotation_id=annotation_id, reviewer=reviewer)
     annotation.status = Annotation.Status.REJECTED
     annotation.second_reviewer, annotation.reviewed_at = reviewer, timezone.now()
     annotation.review_note = reason.strip()
     annotation.save()
     item = ReviewItem.objects.select_for_update().get(pk=annotation.review_item_id)
-    audit(actor=reviewer, action=AuditEvent.Action.REJECT, review_item=item, annotation=annotation,
-          reason=reason.strip())
-    pending = Annotation.objects.filter(review_item=item, status__in=[*REVIEWABLE, Annotation.Status.APPROVED])
+    audit(
+        actor=reviewer,
+        action=AuditEvent.Action.REJECT,
+        review_item=item,
+        annotation=annotation,
+        reason=reason.strip(),
+    )
+    pending = Annotation.objects.filter(
+        review_item=item, status__in=[*REVIEWABLE, Annotation.Status.APPROVED]
+    )
     if not pending.exists():
         feedback_services.review_item_requeue(item=item, annotations_wanted=1)
-        audit(actor=reviewer, action=AuditEvent.Action.REQUEUE, review_item=item, rule="its annotation was rejected")
+        audit(
+            actor=reviewer,
+            action=AuditEvent.Action.REQUEUE,
+            review_item=item,
+            rule="its annotation was rejected",
+        )
     return annotation

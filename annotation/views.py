@@ -30,6 +30,7 @@ from feedback.models import ReviewItem
 
 def role_required(role: str):
     """Logged in (else the login page) and holding ``role`` (else 403: reviewers see no lead pages)."""
+
     def decorator(view):
         @login_required
         @wraps(view)
@@ -37,7 +38,9 @@ def role_required(role: str):
             if not services.user_has_role(request.user, role):
                 return render(request, "annotation/forbidden.html", {"role": role}, status=403)
             return view(request, *args, **kwargs)
+
         return wrapped
+
     return decorator
 
 
@@ -50,8 +53,10 @@ def _form_errors(form, exc: ApplicationError) -> None:
     fields = exc.extra.get("fields") or {}
     for field, errors in fields.items():
         for error in errors:
-            form.add_error(field if field in form.fields else None, f"{field.replace('_', ' ')}: {error}"
-                           if field not in form.fields else error)
+            form.add_error(
+                field if field in form.fields else None,
+                f"{field.replace('_', ' ')}: {error}" if field not in form.fields else error,
+            )
     if not fields:
         form.add_error(None, exc.message)
 
@@ -63,14 +68,18 @@ def queue(request):
     items = selectors.queue_items(filters=cleaned, user=request.user)
     shown = list(items[: selectors.QUEUE_LIMIT])
     is_lead = services.user_has_role(request.user, services.LEAD)
-    return render(request, "annotation/queue.html", {
-        "items": shown,
-        "matching": items.count() if len(shown) == selectors.QUEUE_LIMIT else len(shown),
-        "filters": filters,
-        "counts": selectors.queue_counts(),
-        "progress": selectors.progress_today(user=request.user),
-        "is_lead": is_lead,
-    })
+    return render(
+        request,
+        "annotation/queue.html",
+        {
+            "items": shown,
+            "matching": items.count() if len(shown) == selectors.QUEUE_LIMIT else len(shown),
+            "filters": filters,
+            "counts": selectors.queue_counts(),
+            "progress": selectors.progress_today(user=request.user),
+            "is_lead": is_lead,
+        },
+    )
 
 
 @reviewer_required
@@ -127,7 +136,9 @@ def release(request, item_id):
 
 @reviewer_required
 def item(request, item_id):
-    review_item = get_object_or_404(ReviewItem.objects.select_related("output__model_version", "claimed_by"), pk=item_id)
+    review_item = get_object_or_404(
+        ReviewItem.objects.select_related("output__model_version", "claimed_by"), pk=item_id
+    )
     output = review_item.output
     if request.method == "POST":
         form = AnnotationForm(request.POST)
@@ -137,7 +148,9 @@ def item(request, item_id):
                 if request.POST.get("reclaim"):
                     services.review_claim(item_id=review_item.pk, user=request.user)
                 services.annotation_submit(
-                    item_id=review_item.pk, annotator=request.user, corrected_steps=corrected_steps_from(steps),
+                    item_id=review_item.pk,
+                    annotator=request.user,
+                    corrected_steps=corrected_steps_from(steps),
                     **form.cleaned_data,
                 )
             except ApplicationError as exc:
@@ -150,25 +163,44 @@ def item(request, item_id):
                 return redirect("annotation:queue")
         review_item.refresh_from_db()
     else:
-        form = AnnotationForm(initial={"confidence_low": 0.5, "confidence_high": 0.9, "transparent": "yes",
-                                       "corrected_answer": output.answer})
+        form = AnnotationForm(
+            initial={
+                "confidence_low": 0.5,
+                "confidence_high": 0.9,
+                "transparent": "yes",
+                "corrected_answer": output.answer,
+            }
+        )
         steps = StepFormSet(prefix="steps", initial=step_initial(output.steps))
     now = timezone.now()
     claimed = review_item.status == ReviewItem.Status.CLAIMED
     live = claimed and review_item.lease_expires_at is not None and review_item.lease_expires_at >= now
     holds_lease = live and review_item.claimed_by_id == request.user.pk
-    return render(request, "annotation/item.html", {
-        "item": review_item, "output": output, "form": form, "steps": steps, "holds_lease": holds_lease,
-        "held_by_other": live and review_item.claimed_by_id != request.user.pk,
-        "claimable": review_item.status == ReviewItem.Status.QUEUED or (claimed and not live)
-        or holds_lease,
-        "mine_waiting": review_item.annotations.filter(annotator=request.user,
-                                                       status=Annotation.Status.AWAITING_TWIN).exists(),
-        "original_steps": [{"text": s["text"], "strategy": s.get("strategy") or ""} for s in output.steps],
-    })
+    return render(
+        request,
+        "annotation/item.html",
+        {
+            "item": review_item,
+            "output": output,
+            "form": form,
+            "steps": steps,
+            "holds_lease": holds_lease,
+            "held_by_other": live and review_item.claimed_by_id != request.user.pk,
+            "claimable": review_item.status == ReviewItem.Status.QUEUED
+            or (claimed and not live)
+            or holds_lease,
+            "mine_waiting": review_item.annotations.filter(
+                annotator=request.user, status=Annotation.Status.AWAITING_TWIN
+            ).exists(),
+            "original_steps": [
+                {"text": s["text"], "strategy": s.get("strategy") or ""} for s in output.steps
+            ],
+        },
+    )
 
 
 # -- leads ----------------------------------------------------------------------------------
+
 
 @lead_required
 def second_review(request):
@@ -180,7 +212,9 @@ def second_review(request):
 @lead_required
 def annotation_review(request, annotation_id):
     annotation = get_object_or_404(
-        Annotation.objects.select_related("annotator", "second_reviewer", "review_item__output__model_version"),
+        Annotation.objects.select_related(
+            "annotator", "second_reviewer", "review_item__output__model_version"
+        ),
         pk=annotation_id,
     )
     output = annotation.review_item.output
@@ -191,13 +225,17 @@ def annotation_review(request, annotation_id):
         if decision.is_valid():
             try:
                 if decision.cleaned_data["decision"] == "reject":
-                    services.annotation_reject(annotation_id=annotation.pk, reviewer=request.user,
-                                               reason=decision.cleaned_data["reason"])
+                    services.annotation_reject(
+                        annotation_id=annotation.pk,
+                        reviewer=request.user,
+                        reason=decision.cleaned_data["reason"],
+                    )
                     messages.success(request, f"Annotation {annotation.pk} rejected.")
                     return redirect("annotation:second-review")
                 if form.is_valid() and steps.is_valid():
                     services.annotation_approve(
-                        annotation_id=annotation.pk, reviewer=request.user,
+                        annotation_id=annotation.pk,
+                        reviewer=request.user,
                         changes={**form.cleaned_data, "corrected_steps": corrected_steps_from(steps)},
                     )
                     messages.success(request, f"Annotation {annotation.pk} approved.")
@@ -205,24 +243,47 @@ def annotation_review(request, annotation_id):
             except ApplicationError as exc:
                 _form_errors(decision if exc.extra.get("fields", {}).get("reason") else form, exc)
     else:
-        form = AnnotationForm(initial={f: getattr(annotation, f) for f in (
-            "corrected_answer", "first_wrong_step", "error_type", "correction_strategy", "confidence_low",
-            "confidence_high")} | {"transparent": "yes" if annotation.transparent else "no"})
+        form = AnnotationForm(
+            initial={
+                f: getattr(annotation, f)
+                for f in (
+                    "corrected_answer",
+                    "first_wrong_step",
+                    "error_type",
+                    "correction_strategy",
+                    "confidence_low",
+                    "confidence_high",
+                )
+            }
+            | {"transparent": "yes" if annotation.transparent else "no"}
+        )
         steps = StepFormSet(prefix="steps", initial=step_initial(annotation.corrected_steps))
     twins = selectors.annotation_twins(annotation)
-    return render(request, "annotation/annotation_review.html", {
-        "annotation": annotation, "output": output, "form": form, "steps": steps, "decision": decision,
-        "diff": step_diff(output.steps, annotation.corrected_steps),
-        "twins": [(t, step_diff(annotation.corrected_steps, t.corrected_steps)) for t in twins],
-        "reviewable": annotation.status in services.REVIEWABLE and annotation.annotator_id != request.user.pk,
-    })
+    return render(
+        request,
+        "annotation/annotation_review.html",
+        {
+            "annotation": annotation,
+            "output": output,
+            "form": form,
+            "steps": steps,
+            "decision": decision,
+            "diff": step_diff(output.steps, annotation.corrected_steps),
+            "twins": [(t, step_diff(annotation.corrected_steps, t.corrected_steps)) for t in twins],
+            "reviewable": annotation.status in services.REVIEWABLE
+            and annotation.annotator_id != request.user.pk,
+        },
+    )
 
 
 @lead_required
 def agreement(request):
     rows, overall = selectors.agreement_per_reviewer()
-    return render(request, "annotation/agreement.html", {"rows": rows, "overall": overall,
-                                                         "policy": services.review_policy_get()})
+    return render(
+        request,
+        "annotation/agreement.html",
+        {"rows": rows, "overall": overall, "policy": services.review_policy_get()},
+    )
 
 
 @lead_required
@@ -232,14 +293,20 @@ def audit_log(request):
     page = Paginator(events, 100).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "annotation/audit.html", {"filters": filters, "page": page, "query": query.urlencode()})
+    return render(
+        request, "annotation/audit.html", {"filters": filters, "page": page, "query": query.urlencode()}
+    )
 
 
 @lead_required
 def review_settings(request):
     policy = services.review_policy_get()
-    form = ReviewPolicyForm(request.POST or None, initial={
-        f: getattr(policy, f) for f in ("second_review_share", "double_annotation_share", "lease_minutes")})
+    form = ReviewPolicyForm(
+        request.POST or None,
+        initial={
+            f: getattr(policy, f) for f in ("second_review_share", "double_annotation_share", "lease_minutes")
+        },
+    )
     if request.method == "POST" and form.is_valid():
         try:
             services.review_policy_update(actor=request.user, **form.cleaned_data)

@@ -6,8 +6,7 @@ class CogloopConfig(AppConfig):
     verbose_name = "Cogloop"
 
     def ready(self) -> None:
-        from inference import hooks
-
         from cogloop.observability import observe_output
+        from inference import hooks
 
         hooks.on_output_created(observe_output)

@@ -31,15 +31,17 @@ def outbox_relay(*, limit: int = 500) -> int:
     sent = 0
     with transaction.atomic():
         rows = list(
-            OutboxMessage.objects.select_for_update(skip_locked=True).filter(sent_at__isnull=True).order_by("pk")[:limit]
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(sent_at__isnull=True)
+            .order_by("pk")[:limit]
         )
         for row in rows:
             try:
                 app.send_task(row.task_name, kwargs=row.payload, retry=False)
             except Exception as exc:  # broker down: keep the row, try again on the next relay
-                OutboxMessage.objects.filter(pk__in=[r.pk for r in rows if r.sent_at is None and r.pk >= row.pk]).update(
-                    last_error=f"{type(exc).__name__}: {exc}"[:500]
-                )
+                OutboxMessage.objects.filter(
+                    pk__in=[r.pk for r in rows if r.sent_at is None and r.pk >= row.pk]
+                ).update(last_error=f"{type(exc).__name__}: {exc}"[:500])
                 OutboxMessage.objects.filter(pk=row.pk).update(attempts=row.attempts + 1)
                 log.warning("outbox relay stopped at message %s: %s", row.pk, exc)
                 break

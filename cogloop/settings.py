@@ -20,9 +20,13 @@ PRODUCTION = COGLOOP_ENV == "production"
 _DEV_SECRET = "cogloop-embedded-insecure-key-do-not-use-in-production"
 SECRET_KEY = env("SECRET_KEY", default="") if PRODUCTION else env("SECRET_KEY", default=_DEV_SECRET)
 if PRODUCTION and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 50):
-    raise RuntimeError("COGLOOP_ENV=production needs SECRET_KEY: 50 or more random characters, not the default")
+    raise RuntimeError(
+        "COGLOOP_ENV=production needs SECRET_KEY: 50 or more random characters, not the default"
+    )
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"]
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -108,8 +112,11 @@ STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every request while it i
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Hashed, compressed files served by whitenoise in production (after collectstatic).
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage" if PRODUCTION
-                    else "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
 }
 
 if PRODUCTION:
@@ -142,7 +149,9 @@ SPECTACULAR_SETTINGS = {
 
 # Throttle counters and other shared state: Redis when there is one, process memory otherwise.
 if env("REDIS_URL", default=""):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("REDIS_URL")}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("REDIS_URL")}
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -209,10 +218,16 @@ COGLOOP = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-                   "json": {"()": "cogloop.logs.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler",
-                             "formatter": env("LOG_FORMAT", default="json" if PRODUCTION else "plain")}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "cogloop.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env("LOG_FORMAT", default="json" if PRODUCTION else "plain"),
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
     "loggers": {"cogloop": {"level": env("LOG_LEVEL", default="INFO"), "propagate": True}},
 }
@@ -226,10 +241,18 @@ COGLOOP_EVAL_SEED = env.int("COGLOOP_EVAL_SEED", default=20261)
 from celery.schedules import crontab  # noqa: E402
 
 CELERY_BEAT_SCHEDULE = {
-    "outbox-relay": {"task": "cogloop.outbox_relay", "schedule": env.float("OUTBOX_RELAY_EVERY", default=5.0)},
-    "monthly-dataset": {"task": "retrain.dataset_version_build_monthly", "schedule": crontab(0, 2, day_of_month=1)},
-    "quarterly-training": {"task": "retrain.training_run_start_quarterly",
-                           "schedule": crontab(0, 4, day_of_month=1, month_of_year="1,4,7,10")},
+    "outbox-relay": {
+        "task": "cogloop.outbox_relay",
+        "schedule": env.float("OUTBOX_RELAY_EVERY", default=5.0),
+    },
+    "monthly-dataset": {
+        "task": "retrain.dataset_version_build_monthly",
+        "schedule": crontab(0, 2, day_of_month=1),
+    },
+    "quarterly-training": {
+        "task": "retrain.training_run_start_quarterly",
+        "schedule": crontab(0, 4, day_of_month=1, month_of_year="1,4,7,10"),
+    },
     "training-reconcile": {"task": "retrain.training_run_reconcile", "schedule": 300.0},
 }
 # A request that relays after commit must not hang on an unreachable broker.

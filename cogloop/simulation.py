@@ -45,12 +45,21 @@ def send_user_feedback(api_key: str, outputs: list[dict], *, share: float, seed:
             continue
         solved = workload.solve(out["prompt"])
         right = solved is not None and f"The answer is {solved.answer}." in out["answer"]
-        items.append({"output_id": out["id"], "thumb": "up" if right else "down",
-                      "idempotency_key": f"sim-{out['id']}"})
+        items.append(
+            {
+                "output_id": out["id"],
+                "thumb": "up" if right else "down",
+                "idempotency_key": f"sim-{out['id']}",
+            }
+        )
     if not items:
         return {"created": 0, "errors": 0}
-    response = Client().post("/api/v1/feedback/bulk", {"items": items}, content_type="application/json",
-                             headers={"Authorization": f"Bearer {api_key}"})
+    response = Client().post(
+        "/api/v1/feedback/bulk",
+        {"items": items},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
     if response.status_code != 200:
         raise RuntimeError(f"bulk feedback failed with {response.status_code}: {response.content[:300]!r}")
     return response.json()
@@ -117,7 +126,11 @@ def _work_queue(client: Client, *, limit: int | None, on_each=None) -> int:
         if page.status_code != 200:
             raise RuntimeError(f"item page {item_url} answered {page.status_code}")
         # The page shows the output; the simulated reviewer reads the same row directly.
-        output = ReviewItem.objects.select_related("output").get(pk=int(item_url.rstrip("/").split("/")[-1])).output
+        output = (
+            ReviewItem.objects.select_related("output")
+            .get(pk=int(item_url.rstrip("/").split("/")[-1]))
+            .output
+        )
         fix = correction_for(output.steps, output.prompt)
         if fix is None:
             continue  # not a workload prompt: left claimed, so "next" moves on; the lease runs out
@@ -167,12 +180,18 @@ def _second_review(client: Client) -> int:
             # The form on the page is filled with the annotation; the lead sends it back unchanged.
             a = Annotation.objects.get(pk=annotation_id)
             data = {
-                "decision": "approve", "reason": "",
-                "steps-TOTAL_FORMS": str(len(a.corrected_steps)), "steps-INITIAL_FORMS": "0",
-                "steps-MIN_NUM_FORMS": "0", "steps-MAX_NUM_FORMS": "1000",
-                "corrected_answer": a.corrected_answer, "first_wrong_step": a.first_wrong_step or "",
-                "error_type": a.error_type, "correction_strategy": a.correction_strategy,
-                "confidence_low": a.confidence_low, "confidence_high": a.confidence_high,
+                "decision": "approve",
+                "reason": "",
+                "steps-TOTAL_FORMS": str(len(a.corrected_steps)),
+                "steps-INITIAL_FORMS": "0",
+                "steps-MIN_NUM_FORMS": "0",
+                "steps-MAX_NUM_FORMS": "1000",
+                "corrected_answer": a.corrected_answer,
+                "first_wrong_step": a.first_wrong_step or "",
+                "error_type": a.error_type,
+                "correction_strategy": a.correction_strategy,
+                "confidence_low": a.confidence_low,
+                "confidence_high": a.confidence_high,
                 "transparent": "yes" if a.transparent else "no",
             }
             for i, step in enumerate(a.corrected_steps):

@@ -25,8 +25,14 @@ class FeedbackAdmin(admin.ModelAdmin):
 
 @admin.register(CapturePolicy)
 class CapturePolicyAdmin(admin.ModelAdmin):
-    list_display = ["score_below", "rating_at_or_below", "capture_thumb_down", "capture_flags", "audit_share",
-                    "updated_at"]
+    list_display = [
+        "score_below",
+        "rating_at_or_below",
+        "capture_thumb_down",
+        "capture_flags",
+        "audit_share",
+        "updated_at",
+    ]
 
     def has_add_permission(self, request):
         return not CapturePolicy.objects.exists()

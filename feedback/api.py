@@ -32,8 +32,12 @@ class FeedbackInputSerializer(serializers.Serializer):
     output_id = StrictUUIDField()
     rating = StrictIntegerField(required=False, min_value=1, max_value=5)
     thumb = serializers.ChoiceField(choices=["up", "down"], required=False)
-    comment = StrictCharField(required=False, allow_blank=True, max_length=settings.FEEDBACK_MAX_COMMENT_CHARS,
-                              trim_whitespace=False)
+    comment = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=settings.FEEDBACK_MAX_COMMENT_CHARS,
+        trim_whitespace=False,
+    )
     flags = serializers.ListField(child=StrictCharField(max_length=50), required=False, max_length=20)
     idempotency_key = StrictCharField(required=False, max_length=200)
 
@@ -62,18 +66,31 @@ def _payload(validated: dict) -> dict:
     return {k: (str(v) if k == "output_id" else v) for k, v in validated.items() if k != "idempotency_key"}
 
 
-EXAMPLE = {"output_id": "3f0c7f0e-8a55-4c1b-9f43-2f6a1f1d2b7e", "rating": 2, "comment": "step 2 is wrong",
-           "flags": ["wrong_answer"]}
+EXAMPLE = {
+    "output_id": "3f0c7f0e-8a55-4c1b-9f43-2f6a1f1d2b7e",
+    "rating": 2,
+    "comment": "step 2 is wrong",
+    "flags": ["wrong_answer"],
+}
 
 
 class FeedbackCreateApi(AppApi):
     @extend_schema(
         request=FeedbackInputSerializer,
         responses={201: FeedbackOutputSerializer, 200: FeedbackOutputSerializer},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-                                     description="replays return the first result; another body is a 409")],
-        examples=[OpenApiExample("rating", value=EXAMPLE), OpenApiExample("thumb", value={
-            "output_id": EXAMPLE["output_id"], "thumb": "down"})],
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="replays return the first result; another body is a 409",
+            )
+        ],
+        examples=[
+            OpenApiExample("rating", value=EXAMPLE),
+            OpenApiExample("thumb", value={"output_id": EXAMPLE["output_id"], "thumb": "down"}),
+        ],
         description="Feedback on one of the caller's outputs. 201 on create, 200 on an idempotent replay.",
     )
     def post(self, request):
@@ -82,7 +99,9 @@ class FeedbackCreateApi(AppApi):
         key = request.headers.get("Idempotency-Key") or data.validated_data.get("idempotency_key")
         payload = _payload(data.validated_data)
         fb, created = services.feedback_create(app=self.app, data=payload, idempotency_key=key)
-        response = Response(FeedbackOutputSerializer(fb).data, status=status.HTTP_201_CREATED if created else 200)
+        response = Response(
+            FeedbackOutputSerializer(fb).data, status=status.HTTP_201_CREATED if created else 200
+        )
         if not created:
             response["Idempotent-Replayed"] = "true"
         return response
@@ -91,11 +110,20 @@ class FeedbackCreateApi(AppApi):
 class FeedbackBulkCreateApi(AppApi):
     @extend_schema(
         request=inline_serializer("FeedbackBulkInput", {"items": FeedbackInputSerializer(many=True)}),
-        responses={200: inline_serializer("FeedbackBulkResult", {
-            "created": serializers.IntegerField(), "replayed": serializers.IntegerField(),
-            "errors": serializers.IntegerField(), "results": serializers.ListField(child=serializers.DictField()),
-        })},
-        examples=[OpenApiExample("two items", value={"items": [EXAMPLE, {**EXAMPLE, "rating": 5, "flags": []}]})],
+        responses={
+            200: inline_serializer(
+                "FeedbackBulkResult",
+                {
+                    "created": serializers.IntegerField(),
+                    "replayed": serializers.IntegerField(),
+                    "errors": serializers.IntegerField(),
+                    "results": serializers.ListField(child=serializers.DictField()),
+                },
+            )
+        },
+        examples=[
+            OpenApiExample("two items", value={"items": [EXAMPLE, {**EXAMPLE, "rating": 5, "flags": []}]})
+        ],
         description=f"Up to {settings.FEEDBACK_BULK_MAX_ITEMS} items. Valid items are written, invalid ones "
         "reported per item (index, code, field errors); a malformed envelope writes nothing.",
     )
@@ -103,11 +131,18 @@ class FeedbackBulkCreateApi(AppApi):
         items = request.data.get("items") if isinstance(request.data, dict) else None
         limit = settings.FEEDBACK_BULK_MAX_ITEMS
         if not isinstance(items, list) or not items:
-            raise ApplicationError("the body must be {\"items\": [...]} with at least one item",
-                                   code="validation_error", extra={"fields": {"items": ["a non-empty list"]}})
+            raise ApplicationError(
+                'the body must be {"items": [...]} with at least one item',
+                code="validation_error",
+                extra={"fields": {"items": ["a non-empty list"]}},
+            )
         if len(items) > limit:
-            raise ApplicationError(f"{len(items)} items; at most {limit} per request", code="too_many_items",
-                                   status=413, extra={"fields": {"items": [f"at most {limit}"]}, "limit": limit})
+            raise ApplicationError(
+                f"{len(items)} items; at most {limit} per request",
+                code="too_many_items",
+                status=413,
+                extra={"fields": {"items": [f"at most {limit}"]}, "limit": limit},
+            )
         prepared = []
         for raw in items:
             if not isinstance(raw, dict):
@@ -120,5 +155,11 @@ class FeedbackBulkCreateApi(AppApi):
                 prepared.append({"data": _payload(valid), "idempotency_key": valid.get("idempotency_key")})
         results = services.feedback_create_bulk(app=self.app, items=prepared)
         counts = {k: sum(r["status"] == k for r in results) for k in ("created", "replayed", "error")}
-        return Response({"created": counts["created"], "replayed": counts["replayed"], "errors": counts["error"],
-                         "results": results})
+        return Response(
+            {
+                "created": counts["created"],
+                "replayed": counts["replayed"],
+                "errors": counts["error"],
+                "results": results,
+            }
+        )

@@ -6,8 +6,7 @@ class FeedbackConfig(AppConfig):
     verbose_name = "Feedback"
 
     def ready(self) -> None:
-        from inference import hooks
-
         from feedback import services
+        from inference import hooks
 
         hooks.on_output_created(services.review_item_capture_for_output)

@@ -11,7 +11,8 @@ class Feedback(models.Model):
     thumb = models.BooleanField(null=True, blank=True)
     comment = models.TextField(blank=True)
     flags = models.JSONField(default=list, blank=True)
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # NULL, not "": rows without a key must not collide in the unique constraint.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     # sha256 of the canonical request body: a replayed key with another body is a conflict.
     request_hash = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -26,15 +27,24 @@ class Feedback(models.Model):
         ]
         indexes = [models.Index(fields=["app", "-created_at"])]
 
+    def __str__(self) -> str:
+        return f"Feedback {self.pk} on output {self.output_id}"
+
 
 class CapturePolicy(models.Model):
     """Which outputs go to review. One row (pk=1), edited by admins in the Django admin."""
 
-    score_below = models.FloatField(default=0.6, help_text="capture outputs with a cognition score below this")
-    rating_at_or_below = models.PositiveSmallIntegerField(default=2, help_text="capture ratings at or below (1-5)")
+    score_below = models.FloatField(
+        default=0.6, help_text="capture outputs with a cognition score below this"
+    )
+    rating_at_or_below = models.PositiveSmallIntegerField(
+        default=2, help_text="capture ratings at or below (1-5)"
+    )
     capture_thumb_down = models.BooleanField(default=True)
     capture_flags = models.JSONField(
-        default=list, blank=True, help_text='flags that always capture, e.g. ["wrong", "unsafe"]; empty = any flag'
+        default=list,
+        blank=True,
+        help_text='flags that always capture, e.g. ["wrong", "unsafe"]; empty = any flag',
     )
     audit_share = models.FloatField(default=0.02, help_text="share of high-score outputs sampled for audit")
     updated_at = models.DateTimeField(auto_now=True)
@@ -69,7 +79,11 @@ class ReviewItem(models.Model):
     prompt_fingerprint = models.CharField(max_length=64, db_index=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="claimed_items"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="claimed_items",
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # 2 when the item is annotated twice blind (agreement measurement); set at the first submit.

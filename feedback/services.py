@@ -23,10 +23,14 @@ FEEDBACK_CAPTURE_TASK = "feedback.feedback_apply_capture"
 
 # -- capture policy -------------------------------------------------------------------------
 
+
 def capture_policy_get() -> CapturePolicy:
     policy, _ = CapturePolicy.objects.get_or_create(
-        pk=1, defaults={"score_below": settings.COGLOOP["CAPTURE_SCORE_BELOW"],
-                        "audit_share": settings.COGLOOP["CAPTURE_AUDIT_SHARE"]}
+        pk=1,
+        defaults={
+            "score_below": settings.COGLOOP["CAPTURE_SCORE_BELOW"],
+            "audit_share": settings.COGLOOP["CAPTURE_AUDIT_SHARE"],
+        },
     )
     return policy
 
@@ -58,7 +62,11 @@ def _queue(*, output: Output, reason: str, detail: str, priority: float) -> Revi
     if open_duplicate:
         return None
     return ReviewItem.objects.create(
-        output=output, reason=reason, reason_detail=detail[:200], priority=priority, prompt_fingerprint=fingerprint
+        output=output,
+        reason=reason,
+        reason_detail=detail[:200],
+        priority=priority,
+        prompt_fingerprint=fingerprint,
     )
 
 
@@ -110,6 +118,7 @@ def feedback_apply_capture(*, feedback_id: int) -> ReviewItem | None:
 
 # -- feedback ingestion ---------------------------------------------------------------------
 
+
 def request_hash(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -130,7 +139,10 @@ def output_for_app(*, app: ProductApp, output_id) -> Output:
     output = Output.objects.filter(app=app, uuid=output_id).first()
     if output is None:
         raise ApplicationError(
-            "no such output", code="not_found", status=404, extra={"fields": {"output_id": ["no such output"]}}
+            "no such output",
+            code="not_found",
+            status=404,
+            extra={"fields": {"output_id": ["no such output"]}},
         )
     return output
 
@@ -158,7 +170,11 @@ def feedback_create(*, app: ProductApp, data: dict, idempotency_key: str | None)
             outbox_enqueue(task_name=FEEDBACK_CAPTURE_TASK, payload={"feedback_ids": [fb.pk]})
     except IntegrityError:
         # A concurrent request with the same key won the race: answer as its replay.
-        replay = _replay_or_conflict(app=app, key=idempotency_key, body_hash=body_hash) if idempotency_key else None
+        replay = (
+            _replay_or_conflict(app=app, key=idempotency_key, body_hash=body_hash)
+            if idempotency_key
+            else None
+        )
         if replay is None:
             raise
         return replay, False
@@ -172,7 +188,11 @@ def feedback_create_bulk(*, app: ProductApp, items: list[dict]) -> list[dict]:
     failed validation; those are reported and skipped, the rest are written.
     """
     results: list[dict | None] = [None] * len(items)
-    keyed = {it["idempotency_key"]: i for i, it in enumerate(items) if "errors" not in it and it.get("idempotency_key")}
+    keyed = {
+        it["idempotency_key"]: i
+        for i, it in enumerate(items)
+        if "errors" not in it and it.get("idempotency_key")
+    }
     hashes = {i: request_hash(it["data"]) for i, it in enumerate(items) if "errors" not in it}
     with transaction.atomic():
         earlier = _earlier_feedback(app=app, keys=list(keyed))
@@ -182,32 +202,59 @@ def feedback_create_bulk(*, app: ProductApp, items: list[dict]) -> list[dict]:
         to_create: list[tuple[int, Feedback]] = []
         for i, it in enumerate(items):
             if "errors" in it:
-                results[i] = {"index": i, "status": "error", "code": "validation_error", "errors": it["errors"]}
+                results[i] = {
+                    "index": i,
+                    "status": "error",
+                    "code": "validation_error",
+                    "errors": it["errors"],
+                }
                 continue
             data, key = it["data"], it.get("idempotency_key")
             if key and key in earlier:
                 if earlier[key].request_hash != hashes[i]:
-                    results[i] = {"index": i, "status": "error", "code": "idempotency_conflict",
-                                  "errors": {"idempotency_key": ["used before with a different body"]}}
+                    results[i] = {
+                        "index": i,
+                        "status": "error",
+                        "code": "idempotency_conflict",
+                        "errors": {"idempotency_key": ["used before with a different body"]},
+                    }
                 else:
                     results[i] = {"index": i, "status": "replayed", "id": earlier[key].pk}
                 continue
             if key and key in seen_keys:
-                results[i] = {"index": i, "status": "error", "code": "duplicate_in_request",
-                              "errors": {"idempotency_key": [f"repeats item {seen_keys[key]}"]}}
+                results[i] = {
+                    "index": i,
+                    "status": "error",
+                    "code": "duplicate_in_request",
+                    "errors": {"idempotency_key": [f"repeats item {seen_keys[key]}"]},
+                }
                 continue
             output_pk = outputs.get(str(data["output_id"]))
             if output_pk is None:
-                results[i] = {"index": i, "status": "error", "code": "not_found",
-                              "errors": {"output_id": ["no such output"]}}
+                results[i] = {
+                    "index": i,
+                    "status": "error",
+                    "code": "not_found",
+                    "errors": {"output_id": ["no such output"]},
+                }
                 continue
             if key:
                 seen_keys[key] = i
-            to_create.append((i, {
-                "output_id": output_pk, "app_id": app.pk, "rating": data.get("rating"), "thumb": data.get("thumb"),
-                "comment": data.get("comment", ""), "flags": data.get("flags", []), "idempotency_key": key,
-                "request_hash": hashes[i],
-            }))
+            to_create.append(
+                (
+                    i,
+                    {
+                        "output_id": output_pk,
+                        "app_id": app.pk,
+                        "rating": data.get("rating"),
+                        "thumb": data.get("thumb"),
+                        "comment": data.get("comment", ""),
+                        "flags": data.get("flags", []),
+                        "idempotency_key": key,
+                        "request_hash": hashes[i],
+                    },
+                )
+            )
         created = _insert_many([row for _, row in to_create])
         for (i, _), pk in zip(to_create, created):
             results[i] = {"index": i, "status": "created", "id": pk}
@@ -223,10 +270,13 @@ def _earlier_feedback(*, app: ProductApp, keys: list[str]) -> dict[str, Feedback
     if connection.vendor == "postgresql" and keys:
         rows = Feedback.objects.raw(
             f"SELECT id, idempotency_key, request_hash FROM {Feedback._meta.db_table}"
-            " WHERE app_id = %s AND idempotency_key = ANY(%s)", [app.pk, keys],
+            " WHERE app_id = %s AND idempotency_key = ANY(%s)",
+            [app.pk, keys],
         )
     else:
-        rows = Feedback.objects.filter(app=app, idempotency_key__in=keys).only("pk", "idempotency_key", "request_hash")
+        rows = Feedback.objects.filter(app=app, idempotency_key__in=keys).only(
+            "pk", "idempotency_key", "request_hash"
+        )
     return {fb.idempotency_key: fb for fb in rows}
 
 
@@ -242,7 +292,16 @@ def _output_pks(*, app: ProductApp, uuids: list[str]) -> dict[str, int]:
     return {str(u): pk for pk, u in Output.objects.filter(app=app, uuid__in=uuids).values_list("pk", "uuid")}
 
 
-INSERT_COLUMNS = ("output_id", "app_id", "rating", "thumb", "comment", "flags", "idempotency_key", "request_hash")
+INSERT_COLUMNS = (
+    "output_id",
+    "app_id",
+    "rating",
+    "thumb",
+    "comment",
+    "flags",
+    "idempotency_key",
+    "request_hash",
+)
 
 
 def _insert_many(rows: list[dict]) -> list[int]:
@@ -266,12 +325,25 @@ def _insert_many(rows: list[dict]) -> list[int]:
         columns = ", ".join(("id", *INSERT_COLUMNS, "created_at"))
         with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for pk, r in zip(ids, rows):
-                copy.write_row((pk, r["output_id"], r["app_id"], r["rating"], r["thumb"], r["comment"],
-                                json.dumps(r["flags"]), r["idempotency_key"], r["request_hash"], now))
+                copy.write_row(
+                    (
+                        pk,
+                        r["output_id"],
+                        r["app_id"],
+                        r["rating"],
+                        r["thumb"],
+                        r["comment"],
+                        json.dumps(r["flags"]),
+                        r["idempotency_key"],
+                        r["request_hash"],
+                        now,
+                    )
+                )
     return ids
 
 
 # -- the review queue -----------------------------------------------------------------------
+
 
 def _claimable(now):
     """Queued, or claimed under a lease that ran out: an expired lease returns the item to the queue."""
@@ -292,7 +364,9 @@ def review_item_claim(*, item_id: int, user, lease: timedelta = LEASE) -> Review
     if item.status == ReviewItem.Status.CLAIMED and item.claimed_by_id == user.pk:
         pass  # renewing one's own lease (also one that just ran out and nobody took)
     elif not ReviewItem.objects.filter(_claimable(now), pk=item.pk).exists():
-        raise ApplicationError("this item is claimed by another reviewer or already done", code="not_claimable", status=409)
+        raise ApplicationError(
+            "this item is claimed by another reviewer or already done", code="not_claimable", status=409
+        )
     item.status = ReviewItem.Status.CLAIMED
     item.claimed_by = user
     item.lease_expires_at = now + lease
@@ -321,7 +395,9 @@ def review_item_require_lease(*, item: ReviewItem, user) -> None:
     if item.status != ReviewItem.Status.CLAIMED or item.claimed_by_id != user.pk:
         raise ApplicationError("you do not hold this item; claim it again", code="no_lease", status=409)
     if item.lease_expires_at is None or item.lease_expires_at < timezone.now():
-        raise ApplicationError("your lease on this item expired; claim it again", code="lease_expired", status=409)
+        raise ApplicationError(
+            "your lease on this item expired; claim it again", code="lease_expired", status=409
+        )
 
 
 @transaction.atomic
@@ -341,9 +417,9 @@ def review_item_renew(*, item_id: int, user, lease: timedelta = LEASE) -> Review
 def review_item_release(*, item_id: int, user) -> bool:
     """Give a claimed item back to the queue (skip, or the page was left). Only the holder can;
     anything else is a no-op that returns False."""
-    released = ReviewItem.objects.filter(pk=item_id, status=ReviewItem.Status.CLAIMED, claimed_by=user).update(
-        status=ReviewItem.Status.QUEUED, claimed_by=None, lease_expires_at=None
-    )
+    released = ReviewItem.objects.filter(
+        pk=item_id, status=ReviewItem.Status.CLAIMED, claimed_by=user
+    ).update(status=ReviewItem.Status.QUEUED, claimed_by=None, lease_expires_at=None)
     return bool(released)
 
 

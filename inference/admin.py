@@ -15,8 +15,11 @@ class ProductAppAdmin(admin.ModelAdmin):
     def create_api_key(self, request, queryset):
         for app in queryset:
             _, plaintext = services.api_key_create(app=app, name=f"admin {request.user.username}")
-            self.message_user(request, f"New key for {app.name} (copy it now, it is not stored): {plaintext}",
-                              messages.WARNING)
+            self.message_user(
+                request,
+                f"New key for {app.name} (copy it now, it is not stored): {plaintext}",
+                messages.WARNING,
+            )
 
 
 @admin.register(ApiKey)
@@ -53,7 +56,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one version to promote.", messages.ERROR)
             return
         try:
-            version = services.model_version_promote(version=queryset.get(), reason=f"admin {request.user.username}")
+            version = services.model_version_promote(
+                version=queryset.get(), reason=f"admin {request.user.username}"
+            )
         except ApplicationError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return
@@ -71,8 +76,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(Output)
 class OutputAdmin(admin.ModelAdmin):
-    list_display = ["uuid", "app", "source", "cognition_score", "consistency", "adaptability", "model_version",
-                    "created_at"]
+    list_display = [
+        "uuid",
+        "app",
+        "source",
+        "cognition_score",
+        "consistency",
+        "adaptability",
+        "model_version",
+        "created_at",
+    ]
     list_filter = ["app", "model_version", "source"]
     search_fields = ["prompt", "answer", "idempotency_key"]
     list_select_related = ["app", "model_version"]

@@ -1,10 +1,10 @@
 from django.conf import settings
 from django.shortcuts import get_object_or_404
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import BaseAuthentication, BasicAuthentication, SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.response import Response
@@ -21,7 +21,11 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate(self, request):
         header = request.headers.get("Authorization", "")
-        raw = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("X-Api-Key", "")
+        raw = (
+            header[7:].strip()
+            if header.lower().startswith("bearer ")
+            else request.headers.get("X-Api-Key", "")
+        )
         if not raw:
             return None
         key = services.api_key_authenticate(raw=raw)
@@ -38,7 +42,11 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     name = "apiKey"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "description": "A product app's key: cl_<prefix>.<secret>"}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A product app's key: cl_<prefix>.<secret>",
+        }
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
@@ -74,9 +82,22 @@ class OutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Output
         fields = [
-            "id", "prompt", "raw_text", "reasoning", "steps", "answer", "cognition_score",
-            "consistency", "adaptability", "score_parts", "model_confidence", "model_version",
-            "latency_ms", "prompt_tokens", "completion_tokens", "created_at",
+            "id",
+            "prompt",
+            "raw_text",
+            "reasoning",
+            "steps",
+            "answer",
+            "cognition_score",
+            "consistency",
+            "adaptability",
+            "score_parts",
+            "model_confidence",
+            "model_version",
+            "latency_ms",
+            "prompt_tokens",
+            "completion_tokens",
+            "created_at",
         ]
 
 
@@ -129,7 +150,9 @@ class GenerateApi(AppApi):
     @extend_schema(
         request=GenerateInputSerializer,
         responses={201: OutputSerializer},
-        examples=[OpenApiExample("chain", value={"prompt": "Start with 40. Take away 7. What is the result?"})],
+        examples=[
+            OpenApiExample("chain", value={"prompt": "Start with 40. Take away 7. What is the result?"})
+        ],
         description="Generate with the serving model; the answer is split into steps and scored.",
     )
     def post(self, request):
@@ -156,7 +179,9 @@ class OutputsApi(AppApi):
 
     class ExternalOutputInputSerializer(serializers.Serializer):
         prompt = StrictCharField(trim_whitespace=True)
-        text = StrictCharField(trim_whitespace=False, help_text="the model's raw output, reasoning and answer")
+        text = StrictCharField(
+            trim_whitespace=False, help_text="the model's raw output, reasoning and answer"
+        )
         idempotency_key = StrictCharField(required=False, max_length=200)
 
         def validate_text(self, value):
@@ -166,23 +191,35 @@ class OutputsApi(AppApi):
             return value
 
     @extend_schema(
-        request=ExternalOutputInputSerializer, responses={201: OutputSerializer},
-        examples=[OpenApiExample("made with vLLM", value={
-            "prompt": "Start with 40. Take away 7. What is the result?",
-            "text": "Step 1 [deduction]: 40 - 7 = 33\n</think>\n\nThe answer is 33."})],
+        request=ExternalOutputInputSerializer,
+        responses={201: OutputSerializer},
+        examples=[
+            OpenApiExample(
+                "made with vLLM",
+                value={
+                    "prompt": "Start with 40. Take away 7. What is the result?",
+                    "text": "Step 1 [deduction]: 40 - 7 = 33\n</think>\n\nThe answer is 33.",
+                },
+            )
+        ],
         description="Score an answer generated elsewhere (vLLM, another host): same parsing, same score, "
         "same capture policy.",
     )
     def post(self, request):
         v = _validated_prompt_body(self.ExternalOutputInputSerializer, request)
         output = services.output_create(
-            app=self.app, prompt=v["prompt"], raw_text=v["text"], source=Output.Source.EXTERNAL,
+            app=self.app,
+            prompt=v["prompt"],
+            raw_text=v["text"],
+            source=Output.Source.EXTERNAL,
             idempotency_key=_idempotency_key(request, v),
         )
         return Response(OutputSerializer(output).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: OutputSerializer(many=True)},
-                   description="The caller's outputs, newest first, cursor-paginated.")
+    @extend_schema(
+        responses={200: OutputSerializer(many=True)},
+        description="The caller's outputs, newest first, cursor-paginated.",
+    )
     def get(self, request):
         queryset = Output.objects.filter(app=self.app).select_related("model_version")
         paginator = OutputCursorPagination()
@@ -191,9 +228,13 @@ class OutputsApi(AppApi):
 
 
 class OutputDetailApi(AppApi):
-    @extend_schema(responses={200: OutputSerializer}, description="One of the caller's outputs (another app's is a 404).")
+    @extend_schema(
+        responses={200: OutputSerializer}, description="One of the caller's outputs (another app's is a 404)."
+    )
     def get(self, request, output_id):
-        output = get_object_or_404(Output.objects.select_related("model_version"), uuid=output_id, app=self.app)
+        output = get_object_or_404(
+            Output.objects.select_related("model_version"), uuid=output_id, app=self.app
+        )
         return Response(OutputSerializer(output).data)
 
 
@@ -209,17 +250,25 @@ class ModelVersionPromoteApi(APIView):
     authentication_classes = [SessionAuthentication, BasicAuthentication]
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=None, responses={200: ModelVersionSerializer},
-                   description="Make this version the one every serving process answers with.")
+    @extend_schema(
+        request=None,
+        responses={200: ModelVersionSerializer},
+        description="Make this version the one every serving process answers with.",
+    )
     def post(self, request, version_id):
         version = get_object_or_404(ModelVersion, pk=version_id)
-        version = services.model_version_promote(version=version, reason=f"promoted by {request.user.username}")
+        version = services.model_version_promote(
+            version=version, reason=f"promoted by {request.user.username}"
+        )
         return Response(ModelVersionSerializer(version).data)
 
 
 class ModelVersionRollbackApi(ModelVersionPromoteApi):
-    @extend_schema(request=None, responses={200: ModelVersionSerializer},
-                   description="Put back the version this one replaced (this one must be active).")
+    @extend_schema(
+        request=None,
+        responses={200: ModelVersionSerializer},
+        description="Put back the version this one replaced (this one must be active).",
+    )
     def post(self, request, version_id):
         version = get_object_or_404(ModelVersion, pk=version_id)
         previous = services.model_version_rollback(version=version, by=request.user.username)

@@ -15,7 +15,12 @@ def serving_placement(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     try:
         resolve_placement(c["SERVE_DEVICE"], c["SERVE_DTYPE"])
     except ValueError as exc:
-        return [checks.Error(f"COGLOOP SERVE_DEVICE / SERVE_DTYPE: {exc}", id="inference.E001",
-                             hint="Set SERVE_DEVICE to cpu, cuda or cuda:N and SERVE_DTYPE to auto, float32, "
-                                  "bfloat16 or float16.")]
+        return [
+            checks.Error(
+                f"COGLOOP SERVE_DEVICE / SERVE_DTYPE: {exc}",
+                id="inference.E001",
+                hint="Set SERVE_DEVICE to cpu, cuda or cuda:N and SERVE_DTYPE to auto, float32, "
+                "bfloat16 or float16.",
+            )
+        ]
     return []

@@ -44,7 +44,9 @@ class ModelVersion(models.Model):
     recipe = models.CharField(max_length=50, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.CANDIDATE)
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
     promoted_at = models.DateTimeField(null=True, blank=True)
     promotion_history = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -86,7 +88,8 @@ class Output(models.Model):
     latency_ms = models.IntegerField(null=True, blank=True)
     prompt_tokens = models.IntegerField(null=True, blank=True)
     completion_tokens = models.IntegerField(null=True, blank=True)
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # NULL, not "": rows without a key must not collide in the unique constraint.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -100,7 +103,13 @@ class Output(models.Model):
             # in the index PostgreSQL answers from the index alone (an index-only scan).
             models.Index(
                 fields=["created_at"],
-                include=["model_version", "cognition_score", "consistency", "adaptability", "model_confidence"],
+                include=[
+                    "model_version",
+                    "cognition_score",
+                    "consistency",
+                    "adaptability",
+                    "model_confidence",
+                ],
                 name="output_created_scores",
             ),
         ]

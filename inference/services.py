@@ -132,14 +132,24 @@ def model_version_promote(*, version: ModelVersion, reason: str) -> ModelVersion
     if version.status == ModelVersion.Status.REJECTED:
         raise ApplicationError(f"{version.name} was rejected and cannot be promoted", code="rejected_version")
     now = timezone.now()
-    previous = ModelVersion.objects.select_for_update().filter(status=ModelVersion.Status.ACTIVE).exclude(pk=version.pk)
+    previous = (
+        ModelVersion.objects.select_for_update()
+        .filter(status=ModelVersion.Status.ACTIVE)
+        .exclude(pk=version.pk)
+    )
     for old in previous:
         old.status = ModelVersion.Status.RETIRED
-        old.promotion_history = [*old.promotion_history, {"event": "retired", "at": now.isoformat(), "by": version.name}]
+        old.promotion_history = [
+            *old.promotion_history,
+            {"event": "retired", "at": now.isoformat(), "by": version.name},
+        ]
         old.save(update_fields=["status", "promotion_history"])
     version.status = ModelVersion.Status.ACTIVE
     version.promoted_at = now
-    version.promotion_history = [*version.promotion_history, {"event": "promoted", "at": now.isoformat(), "reason": reason}]
+    version.promotion_history = [
+        *version.promotion_history,
+        {"event": "promoted", "at": now.isoformat(), "reason": reason},
+    ]
     version.save(update_fields=["status", "promoted_at", "promotion_history"])
     log.info("promoted %s: %s", version.name, reason)
     transaction.on_commit(lambda: _announce_swap(version.pk))
@@ -156,7 +166,9 @@ def _announce_swap(version_id: int) -> None:
     try:
         import redis
 
-        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).publish(SWAP_CHANNEL, str(version_id))
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).publish(
+            SWAP_CHANNEL, str(version_id)
+        )
     except Exception as exc:  # the registry is the truth; polling picks it up
         log.warning("could not announce the swap over Redis: %s", exc)
 
@@ -168,11 +180,14 @@ def model_version_rollback(*, version: ModelVersion, by: str) -> ModelVersion:
     if version.status != ModelVersion.Status.ACTIVE:
         raise ApplicationError(f"{version.name} is not the active version", code="not_active", status=409)
     replaced = [
-        v for v in ModelVersion.objects.filter(status=ModelVersion.Status.RETIRED)
+        v
+        for v in ModelVersion.objects.filter(status=ModelVersion.Status.RETIRED)
         if any(e.get("event") == "retired" and e.get("by") == version.name for e in v.promotion_history)
     ]
     if not replaced:
-        raise ApplicationError(f"{version.name} replaced no earlier version", code="nothing_to_roll_back", status=409)
+        raise ApplicationError(
+            f"{version.name} replaced no earlier version", code="nothing_to_roll_back", status=409
+        )
     previous = max(replaced, key=lambda v: v.promoted_at or v.created_at)
     return model_version_promote(version=previous, reason=f"rollback from {version.name} by {by}")
 
@@ -257,7 +272,12 @@ def output_create(
 
 
 def output_generate(
-    *, app: ProductApp, prompt: str, max_new_tokens: int, temperature: float, idempotency_key: str | None = None
+    *,
+    app: ProductApp,
+    prompt: str,
+    max_new_tokens: int,
+    temperature: float,
+    idempotency_key: str | None = None,
 ) -> Output:
     """Generate with the serving model and store the scored Output.
 

@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from inference.engine import loading
-from inference.engine.generation import GenerationParams, LoadedModel, ModelSlot, generate_batch, run_on_own_thread
+from inference.engine.generation import (
+    GenerationParams,
+    LoadedModel,
+    ModelSlot,
+    generate_batch,
+    run_on_own_thread,
+)
 from inference.models import ModelVersion
 
 log = logging.getLogger("cogloop.inference")
@@ -56,8 +62,9 @@ def _load_verified(version_id: int, name: str, path, manifest: dict) -> LoadedMo
     from inference.engine.metahead import MetaHead, MetaHeadConfig, load_head
 
     c = settings.COGLOOP
-    model, tokenizer = loading.load_model(path, expected_manifest=manifest, device=c["SERVE_DEVICE"],
-                                          dtype=c["SERVE_DTYPE"])
+    model, tokenizer = loading.load_model(
+        path, expected_manifest=manifest, device=c["SERVE_DEVICE"], dtype=c["SERVE_DTYPE"]
+    )
     # A version without a trained head still gets one, untrained: it predicts step strategies
     # and reports its confidence as absent rather than as a number. In float32 beside the model,
     # so it reads generation's states where they are.
@@ -153,10 +160,16 @@ def batcher():
         # One intra-op thread unless configured: a spinning OpenMP team collapses on cores that
         # other processes (or a CPU quota) take away (BatcherConfig.intra_op_threads). Machines
         # with cores of their own for a large model should raise it.
-        _batcher = DynamicBatcher(SLOT, BatcherConfig(
-            simple_max_batch=c["BATCH_SIMPLE_MAX"], complex_max_batch=c["BATCH_COMPLEX_MAX"],
-            max_wait_ms=c["BATCH_MAX_WAIT_MS"], intra_op_threads=c.get("BATCH_INTRA_OP_THREADS", 1),
-        ), on_batch=_observe_batch)
+        _batcher = DynamicBatcher(
+            SLOT,
+            BatcherConfig(
+                simple_max_batch=c["BATCH_SIMPLE_MAX"],
+                complex_max_batch=c["BATCH_COMPLEX_MAX"],
+                max_wait_ms=c["BATCH_MAX_WAIT_MS"],
+                intra_op_threads=c.get("BATCH_INTRA_OP_THREADS", 1),
+            ),
+            on_batch=_observe_batch,
+        )
     return _batcher
 
 
@@ -175,8 +188,11 @@ def generate(prompt: str, *, max_new_tokens: int, temperature: float) -> ServedT
 
         raise ApplicationError("no model is being served", code="no_model", status=503)
     started = time.monotonic()
-    result = batcher().generate(prompt, GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature),
-                                timeout=settings.COGLOOP["GENERATE_TIMEOUT_S"])
+    result = batcher().generate(
+        prompt,
+        GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature),
+        timeout=settings.COGLOOP["GENERATE_TIMEOUT_S"],
+    )
     return ServedText(
         text=result.generation.text,
         version_id=result.version_id,

@@ -14,14 +14,22 @@ from retrain import services
 from retrain.models import DatasetVersion, Evaluation, TrainingRun, TrainingSample
 from retrain.trainer.config import RECIPES
 
-FORM_PAGE = engines["django"].from_string("""{% extends "admin/base_site.html" %}
+FORM_PAGE = engines[
+    "django"
+].from_string("""{% extends "admin/base_site.html" %}
 {% block content %}<h1>{{ title }}</h1><p>{{ help }}</p>
 <form method="post">{% csrf_token %}<table>{{ form.as_table }}</table>
 <div class="submit-row"><input type="submit" class="default" value="{{ submit }}"></div></form>{% endblock %}""")
 
 
 def _form_page(admin_site, request, *, title: str, help: str, submit: str, form) -> TemplateResponse:
-    context = {**admin_site.each_context(request), "title": title, "help": help, "submit": submit, "form": form}
+    context = {
+        **admin_site.each_context(request),
+        "title": title,
+        "help": help,
+        "submit": submit,
+        "form": form,
+    }
     return TemplateResponse(request, FORM_PAGE, context)
 
 
@@ -66,9 +74,15 @@ class DatasetVersionAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"Built dataset {version.period}: {version.counts}.")
                 return redirect("admin:retrain_datasetversion_changelist")
-        return _form_page(self.admin_site, request, title="Build a dataset version", submit="Build", form=form,
-                          help="Collects approved annotations into samples and freezes the month's version: the "
-                               "previous version plus the new samples, growth capped.")
+        return _form_page(
+            self.admin_site,
+            request,
+            title="Build a dataset version",
+            submit="Build",
+            form=form,
+            help="Collects approved annotations into samples and freezes the month's version: the "
+            "previous version plus the new samples, growth capped.",
+        )
 
     @admin.action(description="Start a training run on the selected dataset version (this quarter, lora-all)")
     def start_training_run(self, request, queryset):
@@ -76,7 +90,9 @@ class DatasetVersionAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one dataset version.", messages.ERROR)
             return
         try:
-            run = services.training_run_start(dataset=queryset.get(), period=services.quarter_of(timezone.now().date()))
+            run = services.training_run_start(
+                dataset=queryset.get(), period=services.quarter_of(timezone.now().date())
+            )
         except ApplicationError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return
@@ -85,19 +101,45 @@ class DatasetVersionAdmin(admin.ModelAdmin):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
-    list_display = ["period", "recipe", "stage", "dataset", "base_version", "result_version", "created_at",
-                    "finished_at"]
+    list_display = [
+        "period",
+        "recipe",
+        "stage",
+        "dataset",
+        "base_version",
+        "result_version",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["stage", "recipe"]
     search_fields = ["period", "error", "lease_owner"]
     list_select_related = ["dataset", "base_version", "result_version"]
-    readonly_fields = ["period", "dataset", "base_version", "recipe", "config", "stage", "progress", "loss_history",
-                       "lease_owner", "heartbeat_at", "error", "decision", "result_version", "created_at",
-                       "finished_at"]
+    readonly_fields = [
+        "period",
+        "dataset",
+        "base_version",
+        "recipe",
+        "config",
+        "stage",
+        "progress",
+        "loss_history",
+        "lease_owner",
+        "heartbeat_at",
+        "error",
+        "decision",
+        "result_version",
+        "created_at",
+        "finished_at",
+    ]
 
     def add_view(self, request, form_url="", extra_context=None):
-        form = TrainingRunStartForm(request.POST or None,
-                                    initial={"period": services.quarter_of(timezone.now().date()),
-                                             "dataset": DatasetVersion.objects.order_by("-period").first()})
+        form = TrainingRunStartForm(
+            request.POST or None,
+            initial={
+                "period": services.quarter_of(timezone.now().date()),
+                "dataset": DatasetVersion.objects.order_by("-period").first(),
+            },
+        )
         if request.method == "POST" and form.is_valid():
             try:
                 run = services.training_run_start(**form.cleaned_data)
@@ -106,9 +148,15 @@ class TrainingRunAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"Training run {run.period} queued ({run.recipe}).")
                 return redirect("admin:retrain_trainingrun_changelist")
-        return _form_page(self.admin_site, request, title="Start a training run", submit="Start", form=form,
-                          help="Queues the run on the training queue; it evaluates the serving model, trains, "
-                               "evaluates the candidate and lets the gate decide.")
+        return _form_page(
+            self.admin_site,
+            request,
+            title="Start a training run",
+            submit="Start",
+            form=form,
+            help="Queues the run on the training queue; it evaluates the serving model, trains, "
+            "evaluates the candidate and lets the gate decide.",
+        )
 
 
 @admin.register(Evaluation)

@@ -12,13 +12,20 @@ class TrainingSample(models.Model):
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     payload = models.JSONField()
-    source_annotation = models.ForeignKey(Annotation, on_delete=models.PROTECT, related_name="training_samples")
+    source_annotation = models.ForeignKey(
+        Annotation, on_delete=models.PROTECT, related_name="training_samples"
+    )
     content_hash = models.CharField(max_length=64)
     split = models.CharField(max_length=10, default="train")  # stable, by hash of the prompt
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["kind", "content_hash"], name="training_sample_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "content_hash"], name="training_sample_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} sample {self.pk}"
 
 
 class DatasetVersion(models.Model):
@@ -60,14 +67,24 @@ class TrainingRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     decision = models.JSONField(default=dict)
-    result_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    result_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"training run {self.period} ({self.stage})"
 
 
 class Evaluation(models.Model):
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="evaluations")
-    training_run = models.ForeignKey(TrainingRun, null=True, on_delete=models.SET_NULL, related_name="evaluations")
+    training_run = models.ForeignKey(
+        TrainingRun, null=True, on_delete=models.SET_NULL, related_name="evaluations"
+    )
     eval_set = models.CharField(max_length=100)
     metrics = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"evaluation of {self.model_version_id} on {self.eval_set}"

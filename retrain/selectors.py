@@ -15,7 +15,9 @@ def replay_samples(*, version: ModelVersion, limit: int) -> list[dict]:
         return []
     rows = []
     outputs = (
-        Output.objects.filter(model_version=version, cognition_score__gte=REPLAY_MIN_SCORE, review_item__isnull=True)
+        Output.objects.filter(
+            model_version=version, cognition_score__gte=REPLAY_MIN_SCORE, review_item__isnull=True
+        )
         .order_by("-created_at")
         .values_list("prompt", "raw_text")
     )
@@ -33,16 +35,24 @@ def reflection_rows(dataset: DatasetVersion) -> list[dict]:
     confidence targets: the middle of the reviewer's interval for the corrected response
     (from the same annotation's uncertainty sample), 0 for an original the reviewer found
     wrong (None when the reviewer found no error: nothing to learn about it)."""
-    samples = dataset.samples.filter(kind__in=[TrainingSample.Kind.REFLECTION, TrainingSample.Kind.UNCERTAINTY])
+    samples = dataset.samples.filter(
+        kind__in=[TrainingSample.Kind.REFLECTION, TrainingSample.Kind.UNCERTAINTY]
+    )
     intervals, rows = {}, []
     for s in samples.order_by("pk"):
         if s.kind == TrainingSample.Kind.UNCERTAINTY:
             intervals[s.source_annotation_id] = (s.payload["low"] + s.payload["high"]) / 2
     for s in samples.filter(kind=TrainingSample.Kind.REFLECTION).order_by("pk"):
         p = s.payload
-        rows.append({"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"],
-                     "confidence": intervals.get(s.source_annotation_id),
-                     "rejected_confidence": None if p.get("error_type") == "none" else 0.0})
+        rows.append(
+            {
+                "prompt": p["prompt"],
+                "chosen": p["chosen"],
+                "rejected": p["rejected"],
+                "confidence": intervals.get(s.source_annotation_id),
+                "rejected_confidence": None if p.get("error_type") == "none" else 0.0,
+            }
+        )
     return rows
 
 

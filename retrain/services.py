@@ -64,12 +64,18 @@ def training_samples_collect() -> int:
         chosen = _response(a.corrected_steps, a.corrected_answer)
         payloads = {
             TrainingSample.Kind.REFLECTION: {
-                "prompt": prompt, "chosen": chosen, "rejected": output.raw_text,
-                "error_type": a.error_type, "first_wrong_step": a.first_wrong_step,
+                "prompt": prompt,
+                "chosen": chosen,
+                "rejected": output.raw_text,
+                "error_type": a.error_type,
+                "first_wrong_step": a.first_wrong_step,
             },
             TrainingSample.Kind.STRATEGY: {"prompt": prompt, "steps": a.corrected_steps},
             TrainingSample.Kind.UNCERTAINTY: {
-                "prompt": prompt, "answer": a.corrected_answer, "low": a.confidence_low, "high": a.confidence_high,
+                "prompt": prompt,
+                "answer": a.corrected_answer,
+                "low": a.confidence_low,
+                "high": a.confidence_high,
             },
         }
         for kind, payload in payloads.items():
@@ -93,21 +99,33 @@ def dataset_version_build(*, period: str | None = None) -> DatasetVersion:
     period = period or current_period()
     training_samples_collect()
     if DatasetVersion.objects.filter(period=period).exists():
-        raise ApplicationError(f"dataset version {period} exists and is immutable", code="dataset_exists", status=409)
+        raise ApplicationError(
+            f"dataset version {period} exists and is immutable", code="dataset_exists", status=409
+        )
     parent = DatasetVersion.objects.filter(period__lt=period).order_by("-period").first()
     old_ids = set(parent.samples.values_list("pk", flat=True)) if parent else set()
-    new = list(TrainingSample.objects.exclude(pk__in=old_ids).filter(split="train").select_related(
-        "source_annotation__review_item__output"))
+    new = list(
+        TrainingSample.objects.exclude(pk__in=old_ids)
+        .filter(split="train")
+        .select_related("source_annotation__review_item__output")
+    )
     if not new:
-        raise ApplicationError("no new approved samples since the last dataset version", code="no_new_samples")
+        raise ApplicationError(
+            "no new approved samples since the last dataset version", code="no_new_samples"
+        )
     # Growth is capped (DATASET_MAX_GROWTH of the previous version, by annotation); what does
     # not fit carries over to the next month. Highest value first: the weakest original
     # answers (lowest cognition score), then the oldest.
     by_annotation: dict[int, list[TrainingSample]] = {}
     for sample in new:
         by_annotation.setdefault(sample.source_annotation_id, []).append(sample)
-    ranked = sorted(by_annotation.values(), key=lambda group: (
-        group[0].source_annotation.review_item.output.cognition_score, group[0].source_annotation_id))
+    ranked = sorted(
+        by_annotation.values(),
+        key=lambda group: (
+            group[0].source_annotation.review_item.output.cognition_score,
+            group[0].source_annotation_id,
+        ),
+    )
     if parent:
         parent_annotations = len({a for a in parent.samples.values_list("source_annotation_id", flat=True)})
         room = max(1, int(parent_annotations * settings.COGLOOP["DATASET_MAX_GROWTH"]))
@@ -122,8 +140,11 @@ def dataset_version_build(*, period: str | None = None) -> DatasetVersion:
         period=period,
         parent=parent,
         counts=_kind_counts(samples),
-        composition={**_composition(samples), "held_out_excluded": held_out,
-                     "carried_over": len(new) - (len(ids) - len(old_ids))},
+        composition={
+            **_composition(samples),
+            "held_out_excluded": held_out,
+            "carried_over": len(new) - (len(ids) - len(old_ids)),
+        },
         growth=(len(ids) - len(old_ids)) / len(old_ids) if old_ids else None,
         sha256=digest,
         files=files,
@@ -169,8 +190,13 @@ def _export(out_dir: Path, samples: list[TrainingSample]) -> dict:
         if s.kind == TrainingSample.Kind.REFLECTION:
             chosen = [{"role": "assistant", "content": p["chosen"]}]
             rows["sft"].append({"messages": user + chosen})
-            rows["preference"].append({"prompt": user, "chosen": chosen,
-                                       "rejected": [{"role": "assistant", "content": p["rejected"]}]})
+            rows["preference"].append(
+                {
+                    "prompt": user,
+                    "chosen": chosen,
+                    "rejected": [{"role": "assistant", "content": p["rejected"]}],
+                }
+            )
         elif s.kind == TrainingSample.Kind.STRATEGY:
             rows["strategy"].append({"prompt": p["prompt"], "steps": p["steps"]})
         else:
@@ -225,12 +251,17 @@ def training_run_reconcile() -> list[int]:
     requeued = []
     stale_before = timezone.now() - LEASE_STALE_AFTER
     live = TrainingRun.objects.exclude(stage__in=[TrainingRun.Stage.DONE, TrainingRun.Stage.FAILED])
-    for run in live.filter(heartbeat_at__lt=stale_before) | live.filter(heartbeat_at__isnull=True,
-                                                                         created_at__lt=stale_before):
+    for run in live.filter(heartbeat_at__lt=stale_before) | live.filter(
+        heartbeat_at__isnull=True, created_at__lt=stale_before
+    ):
         attempts = (run.progress or {}).get("attempts", 1)
         if attempts >= RUN_MAX_ATTEMPTS:
-            _update(run, stage=TrainingRun.Stage.FAILED, finished_at=timezone.now(),
-                    error=f"gave up after {attempts} attempts; last stage {run.stage}")
+            _update(
+                run,
+                stage=TrainingRun.Stage.FAILED,
+                finished_at=timezone.now(),
+                error=f"gave up after {attempts} attempts; last stage {run.stage}",
+            )
             continue
         _update(run, lease_owner="", progress={**(run.progress or {}), "attempts": attempts + 1})
         transaction.on_commit(lambda run_id=run.pk: training_run_execute.delay(run_id))
@@ -252,8 +283,14 @@ def eval_items(n: int | None = None) -> list[dict]:
 
 
 @transaction.atomic
-def training_run_start(*, dataset: DatasetVersion, recipe: str = "lora-all", period: str | None = None,
-                       config: dict | None = None, enqueue: bool = True) -> TrainingRun:
+def training_run_start(
+    *,
+    dataset: DatasetVersion,
+    recipe: str = "lora-all",
+    period: str | None = None,
+    config: dict | None = None,
+    enqueue: bool = True,
+) -> TrainingRun:
     """A run of ``recipe`` on ``dataset`` for the quarter, on the training queue (unless
     ``enqueue`` is False: the caller executes it). Bad options are refused before any row."""
     from retrain.trainer.config import TrainConfig, TrainConfigError
@@ -263,7 +300,9 @@ def training_run_start(*, dataset: DatasetVersion, recipe: str = "lora-all", per
     if existing:
         raise ApplicationError(
             f"quarter {period} already has training run {existing.pk} ({existing.stage})",
-            code="run_exists", status=409, extra={"run_id": existing.pk},
+            code="run_exists",
+            status=409,
+            extra={"run_id": existing.pk},
         )
     try:
         train_config = TrainConfig(recipe=recipe, **(config or {}))
@@ -314,8 +353,9 @@ def training_run_acquire(*, run_id: int) -> TrainingRun | None:
         return run
 
 
-def paired_bootstrap_gain(serving_rows: list[dict], candidate_rows: list[dict], *, samples: int = 2000,
-                          seed: int = 0) -> tuple[float, float, float]:
+def paired_bootstrap_gain(
+    serving_rows: list[dict], candidate_rows: list[dict], *, samples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
     """(mean gain, 2.5th, 97.5th percentile) of candidate minus serving accuracy, resampling
     the same held-out items for both (a paired bootstrap)."""
     import random
@@ -329,9 +369,16 @@ def paired_bootstrap_gain(serving_rows: list[dict], candidate_rows: list[dict], 
     return sum(diffs) / n, means[int(0.025 * samples)], means[int(0.975 * samples) - 1]
 
 
-def gate_decide(*, serving: dict, candidate: dict, min_gain: float, tolerance: float,
-                ci: tuple[float, float] | None = None, min_slice_n: int = 1,
-                slice_ci: dict[str, tuple[float, float]] | None = None) -> dict:
+def gate_decide(
+    *,
+    serving: dict,
+    candidate: dict,
+    min_gain: float,
+    tolerance: float,
+    ci: tuple[float, float] | None = None,
+    min_slice_n: int = 1,
+    slice_ci: dict[str, tuple[float, float]] | None = None,
+) -> dict:
     """Promote on a significant overall accuracy gain (the 95 % bootstrap interval's low end
     above 0, when given) of at least ``min_gain``, with no slice of at least ``min_slice_n``
     items losing more than ``tolerance`` (smaller slices are too noisy to judge and are listed
@@ -347,11 +394,16 @@ def gate_decide(*, serving: dict, candidate: dict, min_gain: float, tolerance: f
     judged = {name for name in changes if serving["slices"][name]["n"] >= min_slice_n}
     # A slice loses when its drop exceeds the tolerance and is not noise: the upper end of its
     # paired-bootstrap interval lies below zero (when intervals are given).
-    losses = {name: -change for name, change in changes.items()
-              if name in judged and -change > tolerance and (slice_ci is None or slice_ci[name][1] < 0)}
+    losses = {
+        name: -change
+        for name, change in changes.items()
+        if name in judged and -change > tolerance and (slice_ci is None or slice_ci[name][1] < 0)
+    }
     extra = {"slice_changes": changes, "unjudged_slices": sorted(set(changes) - judged)}
     if slice_ci is not None:
-        extra["slice_ci95"] = {name: [round(low, 4), round(high, 4)] for name, (low, high) in slice_ci.items()}
+        extra["slice_ci95"] = {
+            name: [round(low, 4), round(high, 4)] for name, (low, high) in slice_ci.items()
+        }
     decision = _gate_reason(gain=gain, losses=losses, min_gain=min_gain, tolerance=tolerance, ci=ci)
     return {**decision, **extra}
 
@@ -359,37 +411,64 @@ def gate_decide(*, serving: dict, candidate: dict, min_gain: float, tolerance: f
 def _gate_reason(*, gain, losses, min_gain, tolerance, ci) -> dict:
     interval = f" (95% CI {ci[0]:+.3f} to {ci[1]:+.3f})" if ci else ""
     if losses:
-        return {"promote": False, "reason": f"slices lost more than {tolerance:.0%}: {losses}", "gain": round(gain, 4)}
+        return {
+            "promote": False,
+            "reason": f"slices lost more than {tolerance:.0%}: {losses}",
+            "gain": round(gain, 4),
+        }
     if gain < min_gain:
-        return {"promote": False, "reason": f"accuracy gain {gain:+.3f}{interval} is below the required {min_gain:+.3f}",
-                "gain": round(gain, 4)}
+        return {
+            "promote": False,
+            "reason": f"accuracy gain {gain:+.3f}{interval} is below the required {min_gain:+.3f}",
+            "gain": round(gain, 4),
+        }
     if ci and ci[0] <= 0:
-        return {"promote": False, "reason": f"accuracy gain {gain:+.3f} is not significant{interval}",
-                "gain": round(gain, 4)}
-    return {"promote": True, "reason": f"accuracy gain {gain:+.3f}{interval}, no slice lost more than {tolerance:.0%}",
-            "gain": round(gain, 4)}
+        return {
+            "promote": False,
+            "reason": f"accuracy gain {gain:+.3f} is not significant{interval}",
+            "gain": round(gain, 4),
+        }
+    return {
+        "promote": True,
+        "reason": f"accuracy gain {gain:+.3f}{interval}, no slice lost more than {tolerance:.0%}",
+        "gain": round(gain, 4),
+    }
 
 
-def gate_from_rows(serving_rows: list[dict], candidate_rows: list[dict], *, serving: dict, candidate: dict,
-                   error_classes: dict[int, str]) -> dict:
+def gate_from_rows(
+    serving_rows: list[dict],
+    candidate_rows: list[dict],
+    *,
+    serving: dict,
+    candidate: dict,
+    error_classes: dict[int, str],
+) -> dict:
     """The gate with the settings' thresholds, the overall and per-slice paired bootstraps."""
     from retrain.trainer.evaluate import slice_members
 
     gain, low, high = paired_bootstrap_gain(serving_rows, candidate_rows)
     slice_ci = {}
     for name, idx in slice_members(serving_rows, error_classes=error_classes).items():
-        _, s_low, s_high = paired_bootstrap_gain([serving_rows[i] for i in idx], [candidate_rows[i] for i in idx])
+        _, s_low, s_high = paired_bootstrap_gain(
+            [serving_rows[i] for i in idx], [candidate_rows[i] for i in idx]
+        )
         slice_ci[name] = (s_low, s_high)
-    decision = gate_decide(serving=serving, candidate=candidate, ci=(low, high), slice_ci=slice_ci,
-                           min_gain=settings.COGLOOP["GATE_MIN_GAIN"],
-                           tolerance=settings.COGLOOP["GATE_SLICE_TOLERANCE"],
-                           min_slice_n=settings.COGLOOP["GATE_MIN_SLICE_N"])
+    decision = gate_decide(
+        serving=serving,
+        candidate=candidate,
+        ci=(low, high),
+        slice_ci=slice_ci,
+        min_gain=settings.COGLOOP["GATE_MIN_GAIN"],
+        tolerance=settings.COGLOOP["GATE_SLICE_TOLERANCE"],
+        min_slice_n=settings.COGLOOP["GATE_MIN_SLICE_N"],
+    )
     return {**decision, "ci95": [round(low, 4), round(high, 4)]}
 
 
 def _record_evaluation(run: TrainingRun, version: ModelVersion, metrics: dict) -> None:
-    Evaluation.objects.update_or_create(model_version=version, training_run=run, eval_set="workload-heldout",
-                                        defaults={"metrics": metrics})
+    Evaluation.objects.update_or_create(
+        model_version=version, training_run=run, eval_set="workload-heldout", defaults={"metrics": metrics}
+    )
 
 
 def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) -> ModelVersion:
@@ -401,7 +480,10 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
     train_config = TrainConfig(**run.config)
     samples = selectors.reflection_rows(run.dataset)
     replay = selectors.replay_samples(version=base, limit=int(train_config.replay_ratio * len(samples)))
-    _update(run, progress={**(run.progress or {}), "reflection_samples": len(samples), "replay_samples": len(replay)})
+    _update(
+        run,
+        progress={**(run.progress or {}), "reflection_samples": len(samples), "replay_samples": len(replay)},
+    )
     # Keyed by the row's creation time too: a run id reused after a database reset must never
     # resume another run's checkpoint. A resumed attempt of this run finds its own.
     work = Path(settings.VAR_DIR) / "runs" / f"{run.pk}-{run.created_at:%Y%m%dT%H%M%S%f}"
@@ -412,17 +494,31 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
         history.append({k: v for k, v in p.items() if k != "max_steps"})
         _update(run, progress={**(run.progress or {}), **p}, loss_history=history)
 
-    summary = finetune(base_dir=base_dir, samples=samples + replay, out_dir=work / "merged", work_dir=work / "trainer",
-                       config=train_config, on_progress=on_progress)
+    summary = finetune(
+        base_dir=base_dir,
+        samples=samples + replay,
+        out_dir=work / "merged",
+        work_dir=work / "trainer",
+        config=train_config,
+        on_progress=on_progress,
+    )
     _update(run, stage=TrainingRun.Stage.COMPRESS)
     name = f"{base.name.removesuffix('-base')}-{run.period.lower()}-r{run.pk}"
     existing = ModelVersion.objects.filter(name=name).first()
     if existing:  # registered by an attempt that died before recording it on the run
         return existing
     return inference_services.model_version_register(
-        name=name, source_dir=work / "merged", base_model_path=base.base_model_path, recipe=run.recipe,
-        metrics={"training": {**{k: summary[k] for k in ("train_loss", "steps", "seconds", "samples")},
-                              "reflection_samples": len(samples), "replay_samples": len(replay)}},
+        name=name,
+        source_dir=work / "merged",
+        base_model_path=base.base_model_path,
+        recipe=run.recipe,
+        metrics={
+            "training": {
+                **{k: summary[k] for k in ("train_loss", "steps", "seconds", "samples")},
+                "reflection_samples": len(samples),
+                "replay_samples": len(replay),
+            }
+        },
         parent=base,
     )
 
@@ -442,21 +538,30 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
         serving_rows = evaluate_dir(base_dir, items, expected_manifest=base.manifest)
         # The serving model's own error classes on the held-out set become slices of both.
         error_classes = {i: c for i, r in enumerate(serving_rows) if (c := error_class(r))}
-        serving_metrics = {**summarize(serving_rows, error_classes=error_classes), **selectors.review_metrics(base)}
+        serving_metrics = {
+            **summarize(serving_rows, error_classes=error_classes),
+            **selectors.review_metrics(base),
+        }
         _record_evaluation(run, base, serving_metrics)
 
         candidate = run.result_version
         if candidate is None:  # a resumed run whose candidate is registered skips training
             candidate = _train_and_register(run, base, base_dir)
         _update(run, stage=TrainingRun.Stage.CANDIDATE, result_version_id=candidate.pk)
-        candidate_rows = evaluate_dir(inference_services.store_path(candidate.weights_path), items,
-                                      expected_manifest=candidate.manifest)
+        candidate_rows = evaluate_dir(
+            inference_services.store_path(candidate.weights_path), items, expected_manifest=candidate.manifest
+        )
         candidate_metrics = summarize(candidate_rows, error_classes=error_classes)
         _record_evaluation(run, candidate, candidate_metrics)
 
         _update(run, stage=TrainingRun.Stage.GATE)
-        decision = gate_from_rows(serving_rows, candidate_rows, serving=serving_metrics,
-                                  candidate=candidate_metrics, error_classes=error_classes)
+        decision = gate_from_rows(
+            serving_rows,
+            candidate_rows,
+            serving=serving_metrics,
+            candidate=candidate_metrics,
+            error_classes=error_classes,
+        )
         decision.update(serving=serving_metrics, candidate=candidate_metrics)
         with transaction.atomic():
             candidate.metrics = {**candidate.metrics, "evaluation": candidate_metrics}
@@ -469,5 +574,10 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
         return run
     except Exception as exc:
         log.exception("training run %s failed", run_id)
-        _update(run, stage=TrainingRun.Stage.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now())
+        _update(
+            run,
+            stage=TrainingRun.Stage.FAILED,
+            error=f"{type(exc).__name__}: {exc}",
+            finished_at=timezone.now(),
+        )
         raise

@@ -64,6 +64,7 @@ def make_user(django_user_model):
         if role:
             services.user_role_grant(user=user, role=role)
         return user
+
     return make
 
 
@@ -87,9 +88,14 @@ def policy(db):
 
     def set_policy(*, second: float = 0.0, double: float = 0.0, lease_minutes: int = 10):
         row = services.review_policy_get()
-        row.second_review_share, row.double_annotation_share, row.lease_minutes = second, double, lease_minutes
+        row.second_review_share, row.double_annotation_share, row.lease_minutes = (
+            second,
+            double,
+            lease_minutes,
+        )
         row.save()
         return row
+
     return set_policy
 
 
@@ -103,13 +109,35 @@ def _database_url() -> str:
 def start_worker(broker_url: str, name: str) -> subprocess.Popen:
     """A real Celery worker process on ``broker_url`` and the test database."""
     log_path = Path(settings.VAR_DIR) / f"{name}.log"
-    env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": broker_url,
-           "COGLOOP_EVAL_SIZE": str(settings.COGLOOP_EVAL_SIZE)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": broker_url,
+        "COGLOOP_EVAL_SIZE": str(settings.COGLOOP_EVAL_SIZE),
+    }
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "cogloop", "worker", "-Q", "training,default",
-             "--pool", "solo", "--loglevel", "INFO", "--hostname", f"{name}-{os.getpid()}@%h"],
-            cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "cogloop",
+                "worker",
+                "-Q",
+                "training,default",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"{name}-{os.getpid()}@%h",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     from cogloop.celery import app
 
@@ -149,7 +177,9 @@ CHROMIUM = os.environ.get("COGLOOP_CHROMIUM", "/usr/bin/chromium")
 def chromium():
     """A real headless Chromium (Debian's package, driven by Playwright); .ci/run installs it."""
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium, or set COGLOOP_CHROMIUM)")
+        pytest.fail(
+            f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium, or set COGLOOP_CHROMIUM)"
+        )
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make

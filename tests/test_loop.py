@@ -25,7 +25,9 @@ def test_closed_loop_captures_corrects_retrains_promotes_and_swaps(
     captured = ReviewItem.objects.count()
     blind_outputs = [o for o in Output.objects.all() if workload.solve(o.prompt).slice == "blind_spot"]
     assert blind_outputs, "the traffic should contain blind-spot problems"
-    assert all(hasattr(o, "review_item") for o in blind_outputs), "every blind-spot answer is wrong and captured"
+    assert all(hasattr(o, "review_item") for o in blind_outputs), (
+        "every blind-spot answer is wrong and captured"
+    )
 
     django_user_model.objects.create_user(username="sim", password="sim-review-1")
     annotated = simulation.review_queue("sim", "sim-review-1")

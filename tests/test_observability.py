@@ -20,8 +20,12 @@ def test_readyz_is_503_without_a_model_and_200_with_one(client):
 def test_metrics_expose_latency_scores_queue_and_active_model(client, product_app, api_key):
     base = services.model_version_ensure_base()
     services.output_create(app=product_app, prompt="p", raw_text="Step 1 [deduction]: 1 + 1 = 3\n</think>\n3")
-    client.post("/api/v1/generate", {"prompt": "Start with 3. Add 4. What is the result?"},
-                content_type="application/json", headers={"Authorization": f"Bearer {api_key}"})
+    client.post(
+        "/api/v1/generate",
+        {"prompt": "Start with 3. Add 4. What is the result?"},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
     text = client.get("/metrics").content.decode()
     assert 'cogloop_http_request_seconds_count{method="POST",route="api/v1/generate",status="201"}' in text
     assert "cogloop_cognition_score_bucket" in text
@@ -43,9 +47,19 @@ def test_json_logs_carry_extra_fields_and_exceptions():
     try:
         raise ValueError("boom")
     except ValueError:
-        record = logger.makeRecord("cogloop.test", logging.ERROR, __file__, 1, "run %s failed", (7,),
-                                   exc_info=__import__("sys").exc_info(), extra={"run_id": 7, "stage": "training"})
+        record = logger.makeRecord(
+            "cogloop.test",
+            logging.ERROR,
+            __file__,
+            1,
+            "run %s failed",
+            (7,),
+            exc_info=__import__("sys").exc_info(),
+            extra={"run_id": 7, "stage": "training"},
+        )
     entry = json.loads(JsonFormatter().format(record))
-    assert entry["message"] == "run 7 failed" and entry["level"] == "ERROR" and entry["logger"] == "cogloop.test"
+    assert (
+        entry["message"] == "run 7 failed" and entry["level"] == "ERROR" and entry["logger"] == "cogloop.test"
+    )
     assert entry["run_id"] == 7 and entry["stage"] == "training"
     assert "ValueError: boom" in entry["exception"] and entry["ts"].endswith("+00:00")

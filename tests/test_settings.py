@@ -15,8 +15,14 @@ def manage(*args, **env):
     dropped = ("SECRET_KEY", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
     full_env = {k: v for k, v in os.environ.items() if k not in dropped}
     full_env.update(COGLOOP_ENV="production", ALLOWED_HOSTS="cogloop.example.com", **env)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=full_env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_production_settings_pass_check_deploy():

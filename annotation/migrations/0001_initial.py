@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,29 +14,72 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(max_length=30)),
-                ('detail', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("action", models.CharField(max_length=30)),
+                ("detail", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Annotation',
+            name="Annotation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('corrected_steps', models.JSONField(default=list)),
-                ('corrected_answer', models.TextField()),
-                ('first_wrong_step', models.PositiveIntegerField(blank=True, null=True)),
-                ('error_type', models.CharField(choices=[('arithmetic', 'Arithmetic / wrong claim'), ('wrong_operation', 'Wrong operation or misread instruction'), ('inconsistent_answer', 'Answer contradicts the reasoning'), ('missing_step', 'Missing or skipped step'), ('unclear', 'Reasoning not understandable'), ('none', 'No error'), ('other', 'Other')], max_length=30)),
-                ('correction_strategy', models.TextField(blank=True)),
-                ('confidence_low', models.FloatField()),
-                ('confidence_high', models.FloatField()),
-                ('transparent', models.BooleanField(help_text='Was the original reasoning understandable?')),
-                ('status', models.CharField(choices=[('submitted', 'Submitted'), ('approved', 'Approved'), ('rejected', 'Rejected')], db_index=True, default='submitted', max_length=20)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('annotator', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='annotations', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("corrected_steps", models.JSONField(default=list)),
+                ("corrected_answer", models.TextField()),
+                ("first_wrong_step", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "error_type",
+                    models.CharField(
+                        choices=[
+                            ("arithmetic", "Arithmetic / wrong claim"),
+                            ("wrong_operation", "Wrong operation or misread instruction"),
+                            ("inconsistent_answer", "Answer contradicts the reasoning"),
+                            ("missing_step", "Missing or skipped step"),
+                            ("unclear", "Reasoning not understandable"),
+                            ("none", "No error"),
+                            ("other", "Other"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                ("correction_strategy", models.TextField(blank=True)),
+                ("confidence_low", models.FloatField()),
+                ("confidence_high", models.FloatField()),
+                ("transparent", models.BooleanField(help_text="Was the original reasoning understandable?")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("submitted", "Submitted"),
+                            ("approved", "Approved"),
+                            ("rejected", "Rejected"),
+                        ],
+                        db_index=True,
+                        default="submitted",
+                        max_length=20,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "annotator",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="annotations",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
     ]

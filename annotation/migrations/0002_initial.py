@@ -6,43 +6,65 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('annotation', '0001_initial'),
-        ('feedback', '0001_initial'),
+        ("annotation", "0001_initial"),
+        ("feedback", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='annotation',
-            name='review_item',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='annotations', to='feedback.reviewitem'),
+            model_name="annotation",
+            name="review_item",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="annotations",
+                to="feedback.reviewitem",
+            ),
         ),
         migrations.AddField(
-            model_name='annotation',
-            name='second_reviewer',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='second_reviews', to=settings.AUTH_USER_MODEL),
+            model_name="annotation",
+            name="second_reviewer",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="second_reviews",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='auditevent',
-            name='actor',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL),
+            model_name="auditevent",
+            name="actor",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='auditevent',
-            name='annotation',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, to='annotation.annotation'),
+            model_name="auditevent",
+            name="annotation",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.SET_NULL, to="annotation.annotation"
+            ),
         ),
         migrations.AddField(
-            model_name='auditevent',
-            name='review_item',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, to='feedback.reviewitem'),
+            model_name="auditevent",
+            name="review_item",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.SET_NULL, to="feedback.reviewitem"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='annotation',
-            constraint=models.CheckConstraint(condition=models.Q(('confidence_high__lte', 1), ('confidence_low__gte', 0), ('confidence_low__lte', models.F('confidence_high'))), name='annotation_interval_valid'),
+            model_name="annotation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("confidence_high__lte", 1),
+                    ("confidence_low__gte", 0),
+                    ("confidence_low__lte", models.F("confidence_high")),
+                ),
+                name="annotation_interval_valid",
+            ),
         ),
     ]

@@ -6,80 +6,137 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('annotation', '0002_initial'),
-        ('feedback', '0001_initial'),
+        ("annotation", "0002_initial"),
+        ("feedback", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ReviewPolicy',
+            name="ReviewPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('second_review_share', models.FloatField(default=0.2, help_text='share of annotations a lead reviews before they become training data')),
-                ('double_annotation_share', models.FloatField(default=0.1, help_text='share of items annotated twice, blind, to measure agreement')),
-                ('lease_minutes', models.PositiveSmallIntegerField(default=10, help_text='how long a claim holds an item')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "second_review_share",
+                    models.FloatField(
+                        default=0.2,
+                        help_text="share of annotations a lead reviews before they become training data",
+                    ),
+                ),
+                (
+                    "double_annotation_share",
+                    models.FloatField(
+                        default=0.1, help_text="share of items annotated twice, blind, to measure agreement"
+                    ),
+                ),
+                (
+                    "lease_minutes",
+                    models.PositiveSmallIntegerField(default=10, help_text="how long a claim holds an item"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'review policy',
+                "verbose_name_plural": "review policy",
             },
         ),
         migrations.AddField(
-            model_name='annotation',
-            name='blind',
+            model_name="annotation",
+            name="blind",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='annotation',
-            name='review_note',
+            model_name="annotation",
+            name="review_note",
             field=models.TextField(blank=True),
         ),
         migrations.AddField(
-            model_name='annotation',
-            name='reviewed_at',
+            model_name="annotation",
+            name="reviewed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='annotation',
-            name='status',
-            field=models.CharField(choices=[('submitted', 'Awaiting second review'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('awaiting_twin', 'Awaiting its blind twin'), ('disputed', 'Blind twins disagree: a lead decides'), ('superseded', 'Superseded by its twin')], db_index=True, default='submitted', max_length=20),
+            model_name="annotation",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("submitted", "Awaiting second review"),
+                    ("approved", "Approved"),
+                    ("rejected", "Rejected"),
+                    ("awaiting_twin", "Awaiting its blind twin"),
+                    ("disputed", "Blind twins disagree: a lead decides"),
+                    ("superseded", "Superseded by its twin"),
+                ],
+                db_index=True,
+                default="submitted",
+                max_length=20,
+            ),
         ),
         migrations.AlterField(
-            model_name='auditevent',
-            name='action',
-            field=models.CharField(choices=[('claim', 'Claim'), ('release', 'Release'), ('submit', 'Submit'), ('approve', 'Approve'), ('reject', 'Reject'), ('supersede', 'Supersede'), ('requeue', 'Requeue'), ('settings', 'Settings')], max_length=30),
+            model_name="auditevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("claim", "Claim"),
+                    ("release", "Release"),
+                    ("submit", "Submit"),
+                    ("approve", "Approve"),
+                    ("reject", "Reject"),
+                    ("supersede", "Supersede"),
+                    ("requeue", "Requeue"),
+                    ("settings", "Settings"),
+                ],
+                max_length=30,
+            ),
         ),
         migrations.AlterField(
-            model_name='auditevent',
-            name='created_at',
+            model_name="auditevent",
+            name="created_at",
             field=models.DateTimeField(auto_now_add=True, db_index=True),
         ),
         migrations.AddIndex(
-            model_name='annotation',
-            index=models.Index(fields=['annotator', 'created_at'], name='annotation_annotator_day'),
+            model_name="annotation",
+            index=models.Index(fields=["annotator", "created_at"], name="annotation_annotator_day"),
         ),
         migrations.AddIndex(
-            model_name='annotation',
-            index=models.Index(fields=['second_reviewer', 'reviewed_at'], name='annotation_reviewer_day'),
+            model_name="annotation",
+            index=models.Index(fields=["second_reviewer", "reviewed_at"], name="annotation_reviewer_day"),
         ),
         migrations.AddIndex(
-            model_name='annotation',
-            index=models.Index(fields=['status', 'created_at'], name='annotation_status_created'),
+            model_name="annotation",
+            index=models.Index(fields=["status", "created_at"], name="annotation_status_created"),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['actor', 'action', 'created_at'], name='audit_actor_action_day'),
+            model_name="auditevent",
+            index=models.Index(fields=["actor", "action", "created_at"], name="audit_actor_action_day"),
         ),
         migrations.AddField(
-            model_name='reviewpolicy',
-            name='updated_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL),
+            model_name="reviewpolicy",
+            name="updated_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='reviewpolicy',
-            constraint=models.CheckConstraint(condition=models.Q(('double_annotation_share__gte', 0), ('double_annotation_share__lte', 1), ('lease_minutes__gte', 1), ('lease_minutes__lte', 240), ('second_review_share__gte', 0), ('second_review_share__lte', 1)), name='review_policy_ranges'),
+            model_name="reviewpolicy",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("double_annotation_share__gte", 0),
+                    ("double_annotation_share__lte", 1),
+                    ("lease_minutes__gte", 1),
+                    ("lease_minutes__lte", 240),
+                    ("second_review_share__gte", 0),
+                    ("second_review_share__lte", 1),
+                ),
+                name="review_policy_ranges",
+            ),
         ),
     ]

@@ -5,16 +5,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('annotation', '0004_review_roles'),
-        ('feedback', '0002_reviewitem_annotations_wanted'),
+        ("annotation", "0004_review_roles"),
+        ("feedback", "0002_reviewitem_annotations_wanted"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='annotation',
-            index=models.Index(fields=['created_at'], include=('annotator', 'status', 'transparent', 'second_reviewer'), name='annotation_created_cover'),
+            model_name="annotation",
+            index=models.Index(
+                fields=["created_at"],
+                include=("annotator", "status", "transparent", "second_reviewer"),
+                name="annotation_created_cover",
+            ),
         ),
     ]

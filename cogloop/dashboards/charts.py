@@ -133,11 +133,15 @@ def _y_axis(frame: _Frame, ticks: list[float], label: str, fmt: Callable[[float,
     for t in ticks:
         y = scale(t)
         frame.add(f'<line class="grid" x1="{frame.x0}" y1="{y:.1f}" x2="{frame.x1}" y2="{y:.1f}"/>')
-        frame.add(f'<text class="tick" x="{frame.x0 - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(fmt(t, step))}</text>')
+        frame.add(
+            f'<text class="tick" x="{frame.x0 - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(fmt(t, step))}</text>'
+        )
     if label:
         mid = (frame.y0 + frame.y1) / 2
-        frame.add(f'<text class="axis-label" transform="translate(12 {mid:.1f}) rotate(-90)" '
-                  f'text-anchor="middle">{escape(label)}</text>')
+        frame.add(
+            f'<text class="axis-label" transform="translate(12 {mid:.1f}) rotate(-90)" '
+            f'text-anchor="middle">{escape(label)}</text>'
+        )
     frame.add(f'<line class="axis" x1="{frame.x0}" y1="{frame.y0}" x2="{frame.x1}" y2="{frame.y0}"/>')
     return scale
 
@@ -152,10 +156,14 @@ def _targets(frame: _Frame, targets: Sequence[Target], scale: Callable, fmt: Cal
 
 
 def _empty(frame: _Frame, kind: str, message: str) -> SafeString:
-    frame.add(f'<rect class="plot-bg" x="{frame.x0}" y="{frame.y1}" width="{frame.x1 - frame.x0}" '
-              f'height="{frame.y0 - frame.y1}"/>')
-    frame.add(f'<text class="empty" x="{(frame.x0 + frame.x1) / 2}" y="{(frame.y0 + frame.y1) / 2}" '
-              f'text-anchor="middle">{escape(message)}</text>')
+    frame.add(
+        f'<rect class="plot-bg" x="{frame.x0}" y="{frame.y1}" width="{frame.x1 - frame.x0}" '
+        f'height="{frame.y0 - frame.y1}"/>'
+    )
+    frame.add(
+        f'<text class="empty" x="{(frame.x0 + frame.x1) / 2}" y="{(frame.y0 + frame.y1) / 2}" '
+        f'text-anchor="middle">{escape(message)}</text>'
+    )
     return frame.render(kind)
 
 
@@ -182,14 +190,26 @@ def _time_ticks(lo: float, hi: float, max_ticks: int = 7) -> list[tuple[float, s
     return ticks
 
 
-def line_chart(*, title: str, series: Sequence[Series], y_label: str = "", time_axis: bool = True,
-               x_label: str = "", y_min: float | None = None, y_max: float | None = None,
-               targets: Sequence[Target] = (), fmt: Callable[[float, float], str] = _fmt_number,
-               x_range: tuple | None = None, empty: str = "No data in this period") -> SafeString:
+def line_chart(
+    *,
+    title: str,
+    series: Sequence[Series],
+    y_label: str = "",
+    time_axis: bool = True,
+    x_label: str = "",
+    y_min: float | None = None,
+    y_max: float | None = None,
+    targets: Sequence[Target] = (),
+    fmt: Callable[[float, float], str] = _fmt_number,
+    x_range: tuple | None = None,
+    empty: str = "No data in this period",
+) -> SafeString:
     """Lines with a dot per point. ``values``: [(x, y)], x a date/datetime when ``time_axis``;
     ``x_range`` fixes the x axis (a dashboard's window) instead of fitting it to the data."""
-    series = [Series(s.name, [(x, y) for x, y in s.values if y is not None], s.colour or PALETTE[i % len(PALETTE)])
-              for i, s in enumerate(series)]
+    series = [
+        Series(s.name, [(x, y) for x, y in s.values if y is not None], s.colour or PALETTE[i % len(PALETTE)])
+        for i, s in enumerate(series)
+    ]
     points = [p for s in series for p in s.values]
     desc = f"{len(series)} series, {len(points)} points" + (f"; {y_label}" if y_label else "")
     frame = _Frame(title, desc)
@@ -206,37 +226,67 @@ def line_chart(*, title: str, series: Sequence[Series], y_label: str = "", time_
         return frame.x0 + 8 + (_as_number(x) - x_lo) / (x_hi - x_lo) * (frame.x1 - frame.x0 - 16)
 
     sy = _y_axis(frame, ticks, y_label, fmt)
-    x_ticks = _time_ticks(x_lo, x_hi) if time_axis else [(t, _fmt_number(t, 1)) for t in nice_ticks(x_lo, x_hi, 6)
-                                                          if x_lo <= t <= x_hi]
+    x_ticks = (
+        _time_ticks(x_lo, x_hi)
+        if time_axis
+        else [(t, _fmt_number(t, 1)) for t in nice_ticks(x_lo, x_hi, 6) if x_lo <= t <= x_hi]
+    )
     for xv, label in x_ticks:
         x = sx(xv)
-        frame.add(f'<text class="tick" x="{x:.1f}" y="{frame.y0 + 16}" text-anchor="middle">{escape(label)}</text>')
+        frame.add(
+            f'<text class="tick" x="{x:.1f}" y="{frame.y0 + 16}" text-anchor="middle">{escape(label)}</text>'
+        )
     if x_label:
-        frame.add(f'<text class="axis-label" x="{(frame.x0 + frame.x1) / 2}" y="{frame.height - 4}" '
-                  f'text-anchor="middle">{escape(x_label)}</text>')
+        frame.add(
+            f'<text class="axis-label" x="{(frame.x0 + frame.x1) / 2}" y="{frame.height - 4}" '
+            f'text-anchor="middle">{escape(x_label)}</text>'
+        )
     _targets(frame, targets, sy, fmt)
     _legend(frame, series, targets)
     for s in series:
         pts = sorted(s.values, key=lambda p: _as_number(p[0]))
-        path = " ".join(f"{'M' if i == 0 else 'L'}{sx(x):.1f},{sy(float(y)):.1f}" for i, (x, y) in enumerate(pts))
-        frame.add(f'<g class="series"><path class="line" d="{path}" stroke="{s.colour}"><title>{escape(s.name)}</title>'
-                  f'</path>')
+        path = " ".join(
+            f"{'M' if i == 0 else 'L'}{sx(x):.1f},{sy(float(y)):.1f}" for i, (x, y) in enumerate(pts)
+        )
+        frame.add(
+            f'<g class="series"><path class="line" d="{path}" stroke="{s.colour}"><title>{escape(s.name)}</title>'
+            f"</path>"
+        )
         if len(pts) <= 120:
             for x, y in pts:
-                label = x.strftime("%Y-%m-%d") if time_axis and hasattr(x, "strftime") else _fmt_number(_as_number(x), 1)
-                frame.add(f'<circle class="point" cx="{sx(x):.1f}" cy="{sy(float(y)):.1f}" r="2.5" fill="{s.colour}">'
-                          f'<title>{escape(s.name)} · {escape(label)}: {escape(fmt(float(y), 0.001))}</title></circle>')
+                label = (
+                    x.strftime("%Y-%m-%d")
+                    if time_axis and hasattr(x, "strftime")
+                    else _fmt_number(_as_number(x), 1)
+                )
+                frame.add(
+                    f'<circle class="point" cx="{sx(x):.1f}" cy="{sy(float(y)):.1f}" r="2.5" fill="{s.colour}">'
+                    f"<title>{escape(s.name)} · {escape(label)}: {escape(fmt(float(y), 0.001))}</title></circle>"
+                )
         frame.add("</g>")
     return frame.render("line")
 
 
-def bar_chart(*, title: str, categories: Sequence[str], series: Sequence[Series], y_label: str = "",
-              stacked: bool = False, targets: Sequence[Target] = (), y_max: float | None = None,
-              fmt: Callable[[float, float], str] = _fmt_number, empty: str = "No data in this period") -> SafeString:
+def bar_chart(
+    *,
+    title: str,
+    categories: Sequence[str],
+    series: Sequence[Series],
+    y_label: str = "",
+    stacked: bool = False,
+    targets: Sequence[Target] = (),
+    y_max: float | None = None,
+    fmt: Callable[[float, float], str] = _fmt_number,
+    empty: str = "No data in this period",
+) -> SafeString:
     """Vertical bars, one group (or stack) per category; ``values`` align with ``categories``;
     None is a missing value (no bar)."""
-    series = [Series(s.name, list(s.values), s.colour or PALETTE[i % len(PALETTE)]) for i, s in enumerate(series)]
-    frame = _Frame(title, f"{len(categories)} categories, {len(series)} series" + (f"; {y_label}" if y_label else ""))
+    series = [
+        Series(s.name, list(s.values), s.colour or PALETTE[i % len(PALETTE)]) for i, s in enumerate(series)
+    ]
+    frame = _Frame(
+        title, f"{len(categories)} categories, {len(series)} series" + (f"; {y_label}" if y_label else "")
+    )
     present = [v for s in series for v in s.values if v is not None]
     if not categories or not any(present):
         return _empty(frame, "bar", empty)
@@ -254,8 +304,10 @@ def bar_chart(*, title: str, categories: Sequence[str], series: Sequence[Series]
     for i, cat in enumerate(categories):
         cx = frame.x0 + band * i + band / 2
         if i % label_every == 0:
-            frame.add(f'<text class="tick" x="{cx:.1f}" y="{frame.y0 + 16}" text-anchor="middle">'
-                      f'{escape(cat)}</text>')
+            frame.add(
+                f'<text class="tick" x="{cx:.1f}" y="{frame.y0 + 16}" text-anchor="middle">'
+                f"{escape(cat)}</text>"
+            )
         base = 0.0
         for j, s in enumerate(series):
             v = s.values[i]
@@ -264,9 +316,11 @@ def bar_chart(*, title: str, categories: Sequence[str], series: Sequence[Series]
             lo, hi_v = (base, base + v) if stacked else (0.0, v)
             x = cx - inner / 2 + (0 if stacked else j * bar_w)
             y_top, y_bot = sy(max(lo, hi_v)), sy(min(lo, hi_v))
-            frame.add(f'<rect class="bar" x="{x:.1f}" y="{y_top:.1f}" width="{max(bar_w - 1, 1):.1f}" '
-                      f'height="{max(y_bot - y_top, 0.5):.1f}" fill="{s.colour}"><title>{escape(s.name)} · '
-                      f'{escape(cat)}: {escape(fmt(v, 0.001 if v < 10 else 1))}</title></rect>')
+            frame.add(
+                f'<rect class="bar" x="{x:.1f}" y="{y_top:.1f}" width="{max(bar_w - 1, 1):.1f}" '
+                f'height="{max(y_bot - y_top, 0.5):.1f}" fill="{s.colour}"><title>{escape(s.name)} · '
+                f"{escape(cat)}: {escape(fmt(v, 0.001 if v < 10 else 1))}</title></rect>"
+            )
             if stacked:
                 base += v
     _targets(frame, targets, sy, fmt)
@@ -274,13 +328,23 @@ def bar_chart(*, title: str, categories: Sequence[str], series: Sequence[Series]
     return frame.render("bar")
 
 
-def histogram(*, title: str, edges: Sequence[float], series: Sequence[Series], x_label: str = "",
-              y_label: str = "share of outputs", fmt: Callable[[float, float], str] = fmt_percent,
-              targets: Sequence[Target] = (), empty: str = "No data in this period") -> SafeString:
+def histogram(
+    *,
+    title: str,
+    edges: Sequence[float],
+    series: Sequence[Series],
+    x_label: str = "",
+    y_label: str = "share of outputs",
+    fmt: Callable[[float, float], str] = fmt_percent,
+    targets: Sequence[Target] = (),
+    empty: str = "No data in this period",
+) -> SafeString:
     """Overlaid step outlines with a light fill, one per series, over shared bins.
     ``edges`` has one more entry than each series' ``values``; ``targets`` mark x positions
     (a threshold), not y values."""
-    series = [Series(s.name, list(s.values), s.colour or PALETTE[i % len(PALETTE)]) for i, s in enumerate(series)]
+    series = [
+        Series(s.name, list(s.values), s.colour or PALETTE[i % len(PALETTE)]) for i, s in enumerate(series)
+    ]
     frame = _Frame(title, f"distribution over {len(edges) - 1} bins, {len(series)} series")
     present = [v for s in series for v in s.values if v]
     if not present:
@@ -294,26 +358,36 @@ def histogram(*, title: str, edges: Sequence[float], series: Sequence[Series], x
 
     for t in nice_ticks(lo, hi, 10):
         if lo <= t <= hi:
-            frame.add(f'<text class="tick" x="{sx(t):.1f}" y="{frame.y0 + 16}" text-anchor="middle">{t:g}</text>')
+            frame.add(
+                f'<text class="tick" x="{sx(t):.1f}" y="{frame.y0 + 16}" text-anchor="middle">{t:g}</text>'
+            )
     if x_label:
-        frame.add(f'<text class="axis-label" x="{(frame.x0 + frame.x1) / 2}" y="{frame.height - 4}" '
-                  f'text-anchor="middle">{escape(x_label)}</text>')
+        frame.add(
+            f'<text class="axis-label" x="{(frame.x0 + frame.x1) / 2}" y="{frame.height - 4}" '
+            f'text-anchor="middle">{escape(x_label)}</text>'
+        )
     for t in targets:
-        frame.add(f'<line class="target" x1="{sx(t.value):.1f}" y1="{frame.y1}" x2="{sx(t.value):.1f}" '
-                  f'y2="{frame.y0}" stroke="{TARGET_COLOUR}" stroke-dasharray="4 3"><title>{escape(t.label)}: '
-                  f'{t.value:g}</title></line>')
+        frame.add(
+            f'<line class="target" x1="{sx(t.value):.1f}" y1="{frame.y1}" x2="{sx(t.value):.1f}" '
+            f'y2="{frame.y0}" stroke="{TARGET_COLOUR}" stroke-dasharray="4 3"><title>{escape(t.label)}: '
+            f"{t.value:g}</title></line>"
+        )
     _legend(frame, series, targets)
     for s in series:
         d = [f"M{sx(edges[0]):.1f},{sy(0):.1f}"]
         for i, v in enumerate(s.values):
             d.append(f"L{sx(edges[i]):.1f},{sy(v or 0):.1f} L{sx(edges[i + 1]):.1f},{sy(v or 0):.1f}")
         d.append(f"L{sx(edges[-1]):.1f},{sy(0):.1f} Z")
-        frame.add(f'<g class="series"><path class="area" d="{" ".join(d)}" fill="{s.colour}" stroke="{s.colour}">'
-                  f'<title>{escape(s.name)}</title></path>')
+        frame.add(
+            f'<g class="series"><path class="area" d="{" ".join(d)}" fill="{s.colour}" stroke="{s.colour}">'
+            f"<title>{escape(s.name)}</title></path>"
+        )
         for i, v in enumerate(s.values):  # invisible hit boxes carrying each bin's value
-            frame.add(f'<rect class="hit" x="{sx(edges[i]):.1f}" y="{frame.y1}" width="{sx(edges[i + 1]) - sx(edges[i]):.1f}"'
-                      f' height="{frame.y0 - frame.y1}"><title>{escape(s.name)} · {edges[i]:g}–{edges[i + 1]:g}: '
-                      f'{escape(fmt(v or 0, 0.001))}</title></rect>')
+            frame.add(
+                f'<rect class="hit" x="{sx(edges[i]):.1f}" y="{frame.y1}" width="{sx(edges[i + 1]) - sx(edges[i]):.1f}"'
+                f' height="{frame.y0 - frame.y1}"><title>{escape(s.name)} · {edges[i]:g}–{edges[i + 1]:g}: '
+                f"{escape(fmt(v or 0, 0.001))}</title></rect>"
+            )
         frame.add("</g>")
     return frame.render("histogram")
 

@@ -37,7 +37,11 @@ EVAL_METRICS = [
 ]
 STAGES = [s for s in TrainingRun.Stage.values if s != TrainingRun.Stage.FAILED]
 MAX_REVIEWER_SERIES = 7
-STATUS_COLOURS = {"approved": "#009E73", "submitted": "#E69F00", "rejected": "#D55E00"}  # more reviewers than this are summed as "others" in the chart
+STATUS_COLOURS = {
+    "approved": "#009E73",
+    "submitted": "#E69F00",
+    "rejected": "#D55E00",
+}  # more reviewers than this are summed as "others" in the chart
 
 
 def _days(since: datetime, now: datetime) -> list[datetime]:
@@ -60,52 +64,90 @@ def cognition(*, since: datetime, now: datetime) -> dict:
     order = sorted(by_version, key=lambda pk: (pk is None, pk or 0))
 
     def daily(field: str, weight: str = "n") -> list[Series]:
-        return [Series(_version_name(labels, pk), [(r["day"], r[field]) for r in by_version[pk] if r[weight]])
-                for pk in order]
+        return [
+            Series(_version_name(labels, pk), [(r["day"], r[field]) for r in by_version[pk] if r[weight]])
+            for pk in order
+        ]
 
     totals = []
     for pk in order:
         rs = by_version[pk]
         n = sum(r["n"] for r in rs)
         n_conf = sum(r["n_confidence"] for r in rs)
-        totals.append({
-            "name": _version_name(labels, pk), "status": labels.get(pk, {}).get("status", ""), "n": n,
-            "score": sum(r["score"] * r["n"] for r in rs) / n,
-            "consistency": sum(r["consistency"] * r["n"] for r in rs) / n,
-            "adaptability": sum(r["adaptability"] * r["n"] for r in rs) / n,
-            "confidence": sum((r["confidence"] or 0) * r["n_confidence"] for r in rs) / n_conf if n_conf else None,
-            "low_share": sum(r["n_low"] for r in rs) / n,
-        })
+        totals.append(
+            {
+                "name": _version_name(labels, pk),
+                "status": labels.get(pk, {}).get("status", ""),
+                "n": n,
+                "score": sum(r["score"] * r["n"] for r in rs) / n,
+                "consistency": sum(r["consistency"] * r["n"] for r in rs) / n,
+                "adaptability": sum(r["adaptability"] * r["n"] for r in rs) / n,
+                "confidence": sum((r["confidence"] or 0) * r["n_confidence"] for r in rs) / n_conf
+                if n_conf
+                else None,
+                "low_share": sum(r["n_low"] for r in rs) / n,
+            }
+        )
     edges = [i / selectors.SCORE_BINS for i in range(selectors.SCORE_BINS + 1)]
-    hist_series = [Series(_version_name(labels, pk), [c / (sum(hist[pk]) or 1) for c in hist[pk]])
-                   for pk in sorted(hist, key=lambda pk: (pk is None, pk or 0))]
+    hist_series = [
+        Series(_version_name(labels, pk), [c / (sum(hist[pk]) or 1) for c in hist[pk]])
+        for pk in sorted(hist, key=lambda pk: (pk is None, pk or 0))
+    ]
     window = {"x_range": (since, now.replace(hour=0, minute=0, second=0, microsecond=0))}
     score_axis = {"y_min": 0.0, "y_max": 1.0, **window}
     return {
         "totals": totals,
         "threshold": threshold,
         "charts": [
-            charts.histogram(title="Cognition score distribution by model version", edges=edges, series=hist_series,
-                             x_label="cognition score", targets=[Target(f"capture below {threshold:g}", threshold)]),
-            charts.line_chart(title="Mean cognition score per day", series=daily("score"), y_label="score",
-                              **score_axis),
-            charts.line_chart(title="Consistency per day", series=daily("consistency"), y_label="consistency",
-                              **score_axis),
-            charts.line_chart(title="Adaptability per day", series=daily("adaptability"), y_label="adaptability",
-                              **score_axis),
-            charts.line_chart(title="Model confidence per day (metacognition head)",
-                              series=daily("confidence", weight="n_confidence"), y_label="confidence", **score_axis,
-                              empty="No output in this period carries a confidence"),
-            charts.line_chart(title=f"Share of outputs below the capture threshold ({threshold:g}) per day",
-                              series=[Series(_version_name(labels, pk),
-                                             [(r["day"], r["n_low"] / r["n"]) for r in by_version[pk]])
-                                      for pk in order],
-                              y_label="share", fmt=charts.fmt_percent, y_min=0.0, y_max=1.0, **window),
-            charts.bar_chart(title="Outputs per day by model version",
-                             categories=_day_labels(rows),
-                             series=_pivot([(r["day"], _version_name(labels, r["model_version_id"]), r["n"])
-                                            for r in rows]),
-                             stacked=True, y_label="outputs"),
+            charts.histogram(
+                title="Cognition score distribution by model version",
+                edges=edges,
+                series=hist_series,
+                x_label="cognition score",
+                targets=[Target(f"capture below {threshold:g}", threshold)],
+            ),
+            charts.line_chart(
+                title="Mean cognition score per day", series=daily("score"), y_label="score", **score_axis
+            ),
+            charts.line_chart(
+                title="Consistency per day", series=daily("consistency"), y_label="consistency", **score_axis
+            ),
+            charts.line_chart(
+                title="Adaptability per day",
+                series=daily("adaptability"),
+                y_label="adaptability",
+                **score_axis,
+            ),
+            charts.line_chart(
+                title="Model confidence per day (metacognition head)",
+                series=daily("confidence", weight="n_confidence"),
+                y_label="confidence",
+                **score_axis,
+                empty="No output in this period carries a confidence",
+            ),
+            charts.line_chart(
+                title=f"Share of outputs below the capture threshold ({threshold:g}) per day",
+                series=[
+                    Series(
+                        _version_name(labels, pk), [(r["day"], r["n_low"] / r["n"]) for r in by_version[pk]]
+                    )
+                    for pk in order
+                ],
+                y_label="share",
+                fmt=charts.fmt_percent,
+                y_min=0.0,
+                y_max=1.0,
+                **window,
+            ),
+            charts.bar_chart(
+                title="Outputs per day by model version",
+                categories=_day_labels(rows),
+                series=_pivot(
+                    [(r["day"], _version_name(labels, r["model_version_id"]), r["n"]) for r in rows]
+                ),
+                stacked=True,
+                y_label="outputs",
+            ),
         ],
     }
 
@@ -143,18 +185,34 @@ def capture(*, since: datetime, now: datetime) -> dict:
         "captured": n_cap,
         "rate": n_cap / n_out if n_out else None,
         "threshold": threshold,
-        "reasons": [{"reason": reason_labels.get(k, k), "n": v, "share": v / n_cap} for k, v in
-                    sorted(reasons.items(), key=lambda kv: -kv[1])],
+        "reasons": [
+            {"reason": reason_labels.get(k, k), "n": v, "share": v / n_cap}
+            for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])
+        ],
         "charts": [
-            charts.line_chart(title="Capture rate per day (review items / outputs)",
-                              series=[Series("capture rate", rate)], y_label="captured", fmt=charts.fmt_percent,
-                              y_min=0.0, x_range=(since, now.replace(hour=0, minute=0, second=0, microsecond=0))),
-            charts.bar_chart(title="Captured outputs per day by reason",
-                             categories=[d.strftime("%b %d") for d in days],
-                             series=_pivot([(d.strftime("%b %d"), reason_labels.get(r["reason"], r["reason"]), r["n"])
-                                            for d in days for r in captured if r["day"] == d],
-                                           [d.strftime("%b %d") for d in days]),
-                             stacked=True, y_label="review items"),
+            charts.line_chart(
+                title="Capture rate per day (review items / outputs)",
+                series=[Series("capture rate", rate)],
+                y_label="captured",
+                fmt=charts.fmt_percent,
+                y_min=0.0,
+                x_range=(since, now.replace(hour=0, minute=0, second=0, microsecond=0)),
+            ),
+            charts.bar_chart(
+                title="Captured outputs per day by reason",
+                categories=[d.strftime("%b %d") for d in days],
+                series=_pivot(
+                    [
+                        (d.strftime("%b %d"), reason_labels.get(r["reason"], r["reason"]), r["n"])
+                        for d in days
+                        for r in captured
+                        if r["day"] == d
+                    ],
+                    [d.strftime("%b %d") for d in days],
+                ),
+                stacked=True,
+                y_label="review items",
+            ),
         ],
     }
 
@@ -169,9 +227,14 @@ def queue(*, since: datetime, now: datetime) -> dict:
     counts = {s: 0 for s in statuses}
     for r in depth:
         counts[r["status"]] += r["n"]
-    open_by_reason = _pivot([(r["status"], reason_labels.get(r["reason"], r["reason"]), r["n"])
-                             for r in depth if r["status"] in selectors.OPEN_STATUSES],
-                            [str(s) for s in selectors.OPEN_STATUSES])
+    open_by_reason = _pivot(
+        [
+            (r["status"], reason_labels.get(r["reason"], r["reason"]), r["n"])
+            for r in depth
+            if r["status"] in selectors.OPEN_STATUSES
+        ],
+        [str(s) for s in selectors.OPEN_STATUSES],
+    )
     days = _days(since, now)
     arrived: dict = defaultdict(int)
     annotated: dict = defaultdict(int)
@@ -184,17 +247,32 @@ def queue(*, since: datetime, now: datetime) -> dict:
         "age": age,
         "oldest_age": now - age["oldest"] if age["oldest"] else None,
         "charts": [
-            charts.bar_chart(title="Open review items by status and reason", categories=[str(s) for s in
-                                                                                        selectors.OPEN_STATUSES],
-                             series=open_by_reason, stacked=True, y_label="items", empty="The queue is empty"),
-            charts.bar_chart(title="Age of open review items", categories=[label for label, _ in age["buckets"]],
-                             series=[Series("open items", [n for _, n in age["buckets"]])], y_label="items",
-                             empty="The queue is empty"),
-            charts.line_chart(title="Queue flow per day: captured vs annotated",
-                              series=[Series("captured", [(d, arrived.get(d, 0)) for d in days]),
-                                      Series("annotated", [(d, annotated.get(d, 0)) for d in days])]
-                              if arrived or annotated else [],
-                              y_label="items", y_min=0.0),
+            charts.bar_chart(
+                title="Open review items by status and reason",
+                categories=[str(s) for s in selectors.OPEN_STATUSES],
+                series=open_by_reason,
+                stacked=True,
+                y_label="items",
+                empty="The queue is empty",
+            ),
+            charts.bar_chart(
+                title="Age of open review items",
+                categories=[label for label, _ in age["buckets"]],
+                series=[Series("open items", [n for _, n in age["buckets"]])],
+                y_label="items",
+                empty="The queue is empty",
+            ),
+            charts.line_chart(
+                title="Queue flow per day: captured vs annotated",
+                series=[
+                    Series("captured", [(d, arrived.get(d, 0)) for d in days]),
+                    Series("annotated", [(d, annotated.get(d, 0)) for d in days]),
+                ]
+                if arrived or annotated
+                else [],
+                y_label="items",
+                y_min=0.0,
+            ),
         ],
     }
 
@@ -205,8 +283,14 @@ def reviewers(*, since: datetime, now: datetime) -> dict:
     top = [t["annotator__username"] for t in totals[:MAX_REVIEWER_SERIES]]
     days = _days(since, now)
     labels = [d.strftime("%b %d") for d in days]
-    triples = [(r["day"].strftime("%b %d"), r["annotator__username"] if r["annotator__username"] in top else "others",
-                r["n"]) for r in daily]
+    triples = [
+        (
+            r["day"].strftime("%b %d"),
+            r["annotator__username"] if r["annotator__username"] in top else "others",
+            r["n"],
+        )
+        for r in daily
+    ]
     n_days = max(1, len(days))
     for t in totals:
         t["per_day"] = t["n"] / n_days
@@ -218,20 +302,35 @@ def reviewers(*, since: datetime, now: datetime) -> dict:
         "totals": totals,
         "agreement": agreement,
         "charts": [
-            charts.bar_chart(title="Annotations per day by reviewer", categories=labels, series=_pivot(triples, labels),
-                             stacked=True, y_label="annotations"),
-            charts.bar_chart(title="Annotations per reviewer by status", categories=[t["annotator__username"]
-                                                                                     for t in totals[:12]],
-                             series=[Series(status, [t[status] for t in totals[:12]], colour)
-                                     for status, colour in STATUS_COLOURS.items()],
-                             stacked=True, y_label="annotations"),
-            charts.bar_chart(title="Agreement on blind double annotations (Cohen's kappa)",
-                             categories=[a.username for a in agreement],
-                             series=[Series("error type κ", [a.error_kappa for a in agreement]),
-                                     Series("step strategy κ", [a.strategy_kappa for a in agreement]),
-                                     Series("interval overlap", [a.interval_overlap for a in agreement])],
-                             y_max=1.0, fmt=lambda v, step: f"{v:.2f}" if step < 1 else f"{v:.1f}",
-                             empty="No blind double annotation yet"),
+            charts.bar_chart(
+                title="Annotations per day by reviewer",
+                categories=labels,
+                series=_pivot(triples, labels),
+                stacked=True,
+                y_label="annotations",
+            ),
+            charts.bar_chart(
+                title="Annotations per reviewer by status",
+                categories=[t["annotator__username"] for t in totals[:12]],
+                series=[
+                    Series(status, [t[status] for t in totals[:12]], colour)
+                    for status, colour in STATUS_COLOURS.items()
+                ],
+                stacked=True,
+                y_label="annotations",
+            ),
+            charts.bar_chart(
+                title="Agreement on blind double annotations (Cohen's kappa)",
+                categories=[a.username for a in agreement],
+                series=[
+                    Series("error type κ", [a.error_kappa for a in agreement]),
+                    Series("step strategy κ", [a.strategy_kappa for a in agreement]),
+                    Series("interval overlap", [a.interval_overlap for a in agreement]),
+                ],
+                y_max=1.0,
+                fmt=lambda v, step: f"{v:.2f}" if step < 1 else f"{v:.1f}",
+                empty="No blind double annotation yet",
+            ),
         ],
     }
 
@@ -244,10 +343,16 @@ def datasets() -> dict:
     # counted in SQL over their samples (slow on big datasets, so only for those).
     counted = [v for v in versions if "error_types" in (v.composition or {})]
     uncounted = [v.pk for v in versions if v not in counted]
-    errors = [{"datasetversion_id": v.pk, "error_type": e, "n": n}
-              for v in counted for e, n in v.composition["error_types"].items()]
-    strategies = [{"datasetversion_id": v.pk, "strategy": st, "n": n}
-                  for v in counted for st, n in (v.composition.get("strategy_steps") or {}).items()]
+    errors = [
+        {"datasetversion_id": v.pk, "error_type": e, "n": n}
+        for v in counted
+        for e, n in v.composition["error_types"].items()
+    ]
+    strategies = [
+        {"datasetversion_id": v.pk, "strategy": st, "n": n}
+        for v in counted
+        for st, n in (v.composition.get("strategy_steps") or {}).items()
+    ]
     if uncounted:
         errors += selectors.dataset_error_types(version_ids=uncounted)
         strategies += selectors.dataset_step_strategies(version_ids=uncounted)
@@ -257,30 +362,64 @@ def datasets() -> dict:
         "rows": [(v, [v.counts.get(k, 0) for k in kinds]) for v in reversed(versions)],
         "kinds": kinds,
         "charts": [
-            charts.bar_chart(title="Dataset size per monthly version by sample kind", categories=periods,
-                             series=[Series(k, [v.counts.get(k, 0) for v in versions]) for k in kinds],
-                             stacked=True, y_label="samples", empty="No dataset version yet"),
-            charts.bar_chart(title="Growth over the previous version", categories=periods,
-                             series=[Series("growth", [v.growth for v in versions])], fmt=charts.fmt_percent,
-                             targets=[Target(f"cap {cap:.0%}", cap)], y_label="growth",
-                             empty="No dataset version has a parent yet"),
-            charts.bar_chart(title="Reflection samples per version by error type", categories=periods,
-                             series=_pivot([(period_of[r["datasetversion_id"]], r["error_type"] or "unknown", r["n"])
-                                            for r in errors], periods),
-                             stacked=True, y_label="samples", empty="No dataset version yet"),
-            charts.bar_chart(title="Corrected steps per version by reasoning strategy", categories=periods,
-                             series=_pivot([(period_of[r["datasetversion_id"]], r["strategy"], r["n"])
-                                            for r in strategies], periods),
-                             stacked=True, y_label="steps", empty="No strategy samples yet"),
+            charts.bar_chart(
+                title="Dataset size per monthly version by sample kind",
+                categories=periods,
+                series=[Series(k, [v.counts.get(k, 0) for v in versions]) for k in kinds],
+                stacked=True,
+                y_label="samples",
+                empty="No dataset version yet",
+            ),
+            charts.bar_chart(
+                title="Growth over the previous version",
+                categories=periods,
+                series=[Series("growth", [v.growth for v in versions])],
+                fmt=charts.fmt_percent,
+                targets=[Target(f"cap {cap:.0%}", cap)],
+                y_label="growth",
+                empty="No dataset version has a parent yet",
+            ),
+            charts.bar_chart(
+                title="Reflection samples per version by error type",
+                categories=periods,
+                series=_pivot(
+                    [
+                        (period_of[r["datasetversion_id"]], r["error_type"] or "unknown", r["n"])
+                        for r in errors
+                    ],
+                    periods,
+                ),
+                stacked=True,
+                y_label="samples",
+                empty="No dataset version yet",
+            ),
+            charts.bar_chart(
+                title="Corrected steps per version by reasoning strategy",
+                categories=periods,
+                series=_pivot(
+                    [(period_of[r["datasetversion_id"]], r["strategy"], r["n"]) for r in strategies], periods
+                ),
+                stacked=True,
+                y_label="steps",
+                empty="No strategy samples yet",
+            ),
         ],
     }
 
 
 def training() -> dict:
     runs = selectors.training_runs()
-    curves = {r.pk: Series(f"{r.period} ({r.recipe})", [(p["step"], p["loss"]) for p in r.loss_history
-                                                       if isinstance(p, dict) and p.get("loss") is not None])
-              for r in runs}
+    curves = {
+        r.pk: Series(
+            f"{r.period} ({r.recipe})",
+            [
+                (p["step"], p["loss"])
+                for p in r.loss_history
+                if isinstance(p, dict) and p.get("loss") is not None
+            ],
+        )
+        for r in runs
+    }
     rows = []
     for r in runs:
         reached = STAGES.index(r.stage) if r.stage in STAGES else None
@@ -297,18 +436,33 @@ def training() -> dict:
                 state = "todo"
             stages.append({"name": s, "label": s.replace("_", " "), "state": state})
         curve = curves[r.pk]
-        rows.append({
-            "run": r,
-            "stages": stages,
-            "curve": charts.line_chart(title=f"Loss, run {r.period}", series=[Series("loss", curve.values)],
-                                       time_axis=False, x_label="step", y_label="loss") if curve.values else None,
-        })
+        rows.append(
+            {
+                "run": r,
+                "stages": stages,
+                "curve": charts.line_chart(
+                    title=f"Loss, run {r.period}",
+                    series=[Series("loss", curve.values)],
+                    time_axis=False,
+                    x_label="step",
+                    y_label="loss",
+                )
+                if curve.values
+                else None,
+            }
+        )
     return {
         "rows": rows,
-        "charts": [charts.line_chart(title="Training loss by run", series=[curves[r.pk] for r in reversed(runs)
-                                                                          if curves[r.pk].values],
-                                     time_axis=False, x_label="step", y_label="loss",
-                                     empty="No run has recorded a loss yet")],
+        "charts": [
+            charts.line_chart(
+                title="Training loss by run",
+                series=[curves[r.pk] for r in reversed(runs) if curves[r.pk].values],
+                time_axis=False,
+                x_label="step",
+                y_label="loss",
+                empty="No run has recorded a loss yet",
+            )
+        ],
     }
 
 
@@ -345,12 +499,18 @@ def models() -> dict:
     for v in versions:
         ev = evals.get(v.pk)
         flat = _flat_metrics(ev.metrics) if ev else {}
-        table.append({
-            "version": v, "evaluation": ev, "run": runs.get(v.pk),
-            "metrics": [{"key": k, "value": flat.get(k), "fmt": f, "met": meets_target(k, flat.get(k))}
-                        for k, _, f in EVAL_METRICS],
-            "slices": (ev.metrics or {}).get("slices") or {} if ev else {},
-        })
+        table.append(
+            {
+                "version": v,
+                "evaluation": ev,
+                "run": runs.get(v.pk),
+                "metrics": [
+                    {"key": k, "value": flat.get(k), "fmt": f, "met": meets_target(k, flat.get(k))}
+                    for k, _, f in EVAL_METRICS
+                ],
+                "slices": (ev.metrics or {}).get("slices") or {} if ev else {},
+            }
+        )
     metric_charts = []
     for key, label, fmt in EVAL_METRICS[:-1]:
         values = [row["metrics"][[k for k, _, _ in EVAL_METRICS].index(key)]["value"] for row in table]
@@ -358,27 +518,53 @@ def models() -> dict:
         if not any(v is not None for v in values) and key not in SEED_TARGETS:
             continue  # a metric nobody records yet; the seed's targets are shown even when empty
         target = SEED_TARGETS.get(key)
-        metric_charts.append(charts.bar_chart(
-            title=label + (f" (target {target[0]} {_fmt(target[1], fmt)})" if target else ""),
-            categories=names, series=[Series(label, values)],
-            fmt=charts.fmt_percent if fmt == "percent" else charts._fmt_number,
-            targets=[Target(f"target {target[0]} {_fmt(target[1], fmt)}", target[1])] if target else [],
-            y_max=1.0 if fmt in ("percent", "score") else None,
-            empty="Not measured for these versions yet"))
+        metric_charts.append(
+            charts.bar_chart(
+                title=label + (f" (target {target[0]} {_fmt(target[1], fmt)})" if target else ""),
+                categories=names,
+                series=[Series(label, values)],
+                fmt=charts.fmt_percent if fmt == "percent" else charts._fmt_number,
+                targets=[Target(f"target {target[0]} {_fmt(target[1], fmt)}", target[1])] if target else [],
+                y_max=1.0 if fmt in ("percent", "score") else None,
+                empty="Not measured for these versions yet",
+            )
+        )
     slice_names = sorted({s for row in table for s in row["slices"]})
-    slice_series = [Series(row["version"].name, [(row["slices"].get(s) or {}).get("accuracy") for s in slice_names])
-                    for row in table if row["slices"]]
+    slice_series = [
+        Series(row["version"].name, [(row["slices"].get(s) or {}).get("accuracy") for s in slice_names])
+        for row in table
+        if row["slices"]
+    ]
     history = sorted(
-        ({"at": e.get("at", ""), "version": v.name, "event": _event_name(e), "detail": e.get("reason") or e.get("by", "")}
-         for v in versions for e in (v.promotion_history or []) if isinstance(e, dict)),
-        key=lambda e: e["at"], reverse=True)
+        (
+            {
+                "at": e.get("at", ""),
+                "version": v.name,
+                "event": _event_name(e),
+                "detail": e.get("reason") or e.get("by", ""),
+            }
+            for v in versions
+            for e in (v.promotion_history or [])
+            if isinstance(e, dict)
+        ),
+        key=lambda e: e["at"],
+        reverse=True,
+    )
     return {
         "table": table,
         "metric_labels": [(k, label, SEED_TARGETS.get(k)) for k, label, _ in EVAL_METRICS],
         "history": history,
-        "charts": metric_charts + [charts.bar_chart(title="Accuracy per evaluation slice", categories=slice_names,
-                                                    series=slice_series, fmt=charts.fmt_percent, y_max=1.0,
-                                                    empty="No slice metrics yet")],
+        "charts": metric_charts
+        + [
+            charts.bar_chart(
+                title="Accuracy per evaluation slice",
+                categories=slice_names,
+                series=slice_series,
+                fmt=charts.fmt_percent,
+                y_max=1.0,
+                empty="No slice metrics yet",
+            )
+        ],
     }
 
 

@@ -28,8 +28,14 @@ from retrain.models import DatasetVersion, Evaluation, TrainingRun, TrainingSamp
 SCORE_BINS = 20  # histogram bins of width 0.05 over [0, 1]
 
 # Open review items by age: (label, lower bound).
-AGE_BUCKETS = [("< 1 h", timedelta(0)), ("1–6 h", timedelta(hours=1)), ("6–24 h", timedelta(hours=6)),
-               ("1–3 d", timedelta(days=1)), ("3–7 d", timedelta(days=3)), ("> 7 d", timedelta(days=7))]
+AGE_BUCKETS = [
+    ("< 1 h", timedelta(0)),
+    ("1–6 h", timedelta(hours=1)),
+    ("6–24 h", timedelta(hours=6)),
+    ("1–3 d", timedelta(days=1)),
+    ("3–7 d", timedelta(days=3)),
+    ("> 7 d", timedelta(days=7)),
+]
 
 OPEN_STATUSES = [ReviewItem.Status.QUEUED, ReviewItem.Status.CLAIMED]
 
@@ -58,8 +64,12 @@ def cognition_by_day(*, since: datetime, low_below: float) -> tuple[list[dict], 
     """
     rows = (
         Output.objects.filter(created_at__gte=since)
-        .annotate(day=TruncDay("created_at"),
-                  bin=Least(Floor(F("cognition_score") * SCORE_BINS), Value(SCORE_BINS - 1.0), output_field=FloatField()))
+        .annotate(
+            day=TruncDay("created_at"),
+            bin=Least(
+                Floor(F("cognition_score") * SCORE_BINS), Value(SCORE_BINS - 1.0), output_field=FloatField()
+            ),
+        )
         .values("day", "model_version_id", "bin")
         .annotate(
             n=Count("*"),
@@ -75,9 +85,20 @@ def cognition_by_day(*, since: datetime, low_below: float) -> tuple[list[dict], 
     histogram: dict[int | None, list[int]] = defaultdict(lambda: [0] * SCORE_BINS)
     for r in rows:
         histogram[r["model_version_id"]][max(0, int(r["bin"]))] += r["n"]
-        d = days.setdefault((r["day"], r["model_version_id"]), {
-            "day": r["day"], "model_version_id": r["model_version_id"], "n": 0, "score": 0.0, "consistency": 0.0,
-            "adaptability": 0.0, "confidence": 0.0, "n_confidence": 0, "n_low": 0})
+        d = days.setdefault(
+            (r["day"], r["model_version_id"]),
+            {
+                "day": r["day"],
+                "model_version_id": r["model_version_id"],
+                "n": 0,
+                "score": 0.0,
+                "consistency": 0.0,
+                "adaptability": 0.0,
+                "confidence": 0.0,
+                "n_confidence": 0,
+                "n_low": 0,
+            },
+        )
         for key in ("n", "score", "consistency", "adaptability", "confidence", "n_confidence", "n_low"):
             d[key] += r[key] or 0
     daily = []
@@ -93,8 +114,12 @@ def cognition_by_day(*, since: datetime, low_below: float) -> tuple[list[dict], 
 def _count_by_day(queryset, *fields: str) -> list[dict]:
     """Rows per day (of ``created_at``) and ``fields``, oldest first: ``COUNT(*)``, so a covering
     index on ``created_at`` with those fields answers it alone."""
-    return list(queryset.annotate(day=TruncDay("created_at")).values("day", *fields)
-                .annotate(n=Count("*")).order_by("day", *fields))
+    return list(
+        queryset.annotate(day=TruncDay("created_at"))
+        .values("day", *fields)
+        .annotate(n=Count("*"))
+        .order_by("day", *fields)
+    )
 
 
 def outputs_by_day(*, since: datetime) -> dict:
@@ -108,7 +133,9 @@ def captures_by_day(*, since: datetime) -> list[dict]:
 
 def queue_depth() -> list[dict]:
     """Review items by status and reason (all time: the queue has no window)."""
-    return list(ReviewItem.objects.values("status", "reason").annotate(n=Count("id")).order_by("status", "reason"))
+    return list(
+        ReviewItem.objects.values("status", "reason").annotate(n=Count("id")).order_by("status", "reason")
+    )
 
 
 def queue_age(*, now: datetime | None = None) -> dict:
@@ -157,8 +184,9 @@ def reviewer_totals(*, since: datetime) -> list[dict]:
 
 def dataset_versions(*, limit: int = 24) -> list[DatasetVersion]:
     """The newest ``limit`` monthly versions, oldest first."""
-    newest = DatasetVersion.objects.order_by("-period").only("period", "counts", "growth", "sha256", "composition",
-                                                              "created_at")
+    newest = DatasetVersion.objects.order_by("-period").only(
+        "period", "counts", "growth", "sha256", "composition", "created_at"
+    )
     return list(reversed(newest[:limit]))
 
 
@@ -167,7 +195,9 @@ def dataset_error_types(*, version_ids: list[int]) -> list[dict]:
     the reviewer named."""
     through = DatasetVersion.samples.through
     return list(
-        through.objects.filter(datasetversion_id__in=version_ids, trainingsample__kind=TrainingSample.Kind.REFLECTION)
+        through.objects.filter(
+            datasetversion_id__in=version_ids, trainingsample__kind=TrainingSample.Kind.REFLECTION
+        )
         .values("datasetversion_id", error_type=F("trainingsample__source_annotation__error_type"))
         .annotate(n=Count("id"))
         .order_by("datasetversion_id", "error_type")
@@ -225,7 +255,8 @@ def latest_evaluations(*, version_ids: list[int]) -> dict[int, Evaluation]:
 def gate_decisions(*, version_ids: list[int]) -> dict[int, TrainingRun]:
     """The run that produced each version (its gate decision), by version id."""
     runs = TrainingRun.objects.filter(result_version_id__in=version_ids).only(
-        "period", "decision", "stage", "result_version_id", "recipe")
+        "period", "decision", "stage", "result_version_id", "recipe"
+    )
     return {run.result_version_id: run for run in runs}
 
 
@@ -233,9 +264,11 @@ def overview(*, now: datetime | None = None) -> dict:
     """The landing page's headline numbers."""
     now = now or timezone.now()
     day = Output.objects.filter(created_at__gte=now - timedelta(days=1)).aggregate(
-        n=Count("*"), score=Avg("cognition_score"))
+        n=Count("*"), score=Avg("cognition_score")
+    )
     week = Output.objects.filter(created_at__gte=now - timedelta(days=7)).aggregate(
-        n=Count("*"), score=Avg("cognition_score"))
+        n=Count("*"), score=Avg("cognition_score")
+    )
     return {
         "outputs_24h": day["n"],
         "score_24h": day["score"],
@@ -243,7 +276,9 @@ def overview(*, now: datetime | None = None) -> dict:
         "score_7d": week["score"],
         "captured_7d": ReviewItem.objects.filter(created_at__gte=now - timedelta(days=7)).count(),
         "annotations_7d": Annotation.objects.filter(created_at__gte=now - timedelta(days=7)).count(),
-        "active": ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).only("name", "promoted_at").first(),
+        "active": ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE)
+        .only("name", "promoted_at")
+        .first(),
         "last_run": TrainingRun.objects.only("period", "stage", "created_at").order_by("-created_at").first(),
         "last_dataset": DatasetVersion.objects.only("period", "counts", "growth").order_by("-period").first(),
     }

@@ -50,10 +50,18 @@ def _window(request) -> int:
 
 
 def _render(request, template: str, page: str, context: dict, *, windowed: bool = False):
-    return render(request, f"dashboards/{template}", {
-        **context, "pages": PAGES, "current": page, "chart_css": CHART_CSS,
-        "windows": WINDOWS if windowed else (), "days": context.get("days"),
-    })
+    return render(
+        request,
+        f"dashboards/{template}",
+        {
+            **context,
+            "pages": PAGES,
+            "current": page,
+            "chart_css": CHART_CSS,
+            "windows": WINDOWS if windowed else (),
+            "days": context.get("days"),
+        },
+    )
 
 
 def _since(days: int):
@@ -75,8 +83,13 @@ def _windowed(name: str, panel):
     def view(request):
         days = _window(request)
         now, since = _since(days)
-        return _render(request, f"{name}.html", f"dashboards:{name}",
-                       {"days": days, **panel(since=since, now=now)}, windowed=True)
+        return _render(
+            request,
+            f"{name}.html",
+            f"dashboards:{name}",
+            {"days": days, **panel(since=since, now=now)},
+            windowed=True,
+        )
 
     view.__name__ = view.__qualname__ = name
     return view

@@ -6,65 +6,173 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('inference', '0001_initial'),
+        ("inference", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CapturePolicy',
+            name="CapturePolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('score_below', models.FloatField(default=0.6, help_text='capture outputs with a cognition score below this')),
-                ('rating_at_or_below', models.PositiveSmallIntegerField(default=2, help_text='capture ratings at or below (1-5)')),
-                ('capture_thumb_down', models.BooleanField(default=True)),
-                ('capture_flags', models.JSONField(blank=True, default=list, help_text='flags that always capture, e.g. ["wrong", "unsafe"]; empty = any flag')),
-                ('audit_share', models.FloatField(default=0.02, help_text='share of high-score outputs sampled for audit')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "score_below",
+                    models.FloatField(
+                        default=0.6, help_text="capture outputs with a cognition score below this"
+                    ),
+                ),
+                (
+                    "rating_at_or_below",
+                    models.PositiveSmallIntegerField(
+                        default=2, help_text="capture ratings at or below (1-5)"
+                    ),
+                ),
+                ("capture_thumb_down", models.BooleanField(default=True)),
+                (
+                    "capture_flags",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='flags that always capture, e.g. ["wrong", "unsafe"]; empty = any flag',
+                    ),
+                ),
+                (
+                    "audit_share",
+                    models.FloatField(
+                        default=0.02, help_text="share of high-score outputs sampled for audit"
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'capture policy',
+                "verbose_name_plural": "capture policy",
             },
         ),
         migrations.CreateModel(
-            name='Feedback',
+            name="Feedback",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rating', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('thumb', models.BooleanField(blank=True, null=True)),
-                ('comment', models.TextField(blank=True)),
-                ('flags', models.JSONField(blank=True, default=list)),
-                ('idempotency_key', models.CharField(blank=True, max_length=200, null=True)),
-                ('request_hash', models.CharField(blank=True, max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('app', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='feedback', to='inference.productapp')),
-                ('output', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='feedback', to='inference.output')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("rating", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("thumb", models.BooleanField(blank=True, null=True)),
+                ("comment", models.TextField(blank=True)),
+                ("flags", models.JSONField(blank=True, default=list)),
+                ("idempotency_key", models.CharField(blank=True, max_length=200, null=True)),
+                ("request_hash", models.CharField(blank=True, max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "app",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="feedback",
+                        to="inference.productapp",
+                    ),
+                ),
+                (
+                    "output",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="feedback",
+                        to="inference.output",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['app', '-created_at'], name='feedback_fe_app_id_1c8d69_idx')],
-                'constraints': [models.UniqueConstraint(fields=('app', 'idempotency_key'), name='feedback_idempotency_per_app'), models.CheckConstraint(condition=models.Q(('rating__isnull', True), models.Q(('rating__gte', 1), ('rating__lte', 5)), _connector='OR'), name='feedback_rating_1_to_5')],
+                "indexes": [
+                    models.Index(fields=["app", "-created_at"], name="feedback_fe_app_id_1c8d69_idx")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("app", "idempotency_key"), name="feedback_idempotency_per_app"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("rating__isnull", True),
+                            models.Q(("rating__gte", 1), ("rating__lte", 5)),
+                            _connector="OR",
+                        ),
+                        name="feedback_rating_1_to_5",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ReviewItem',
+            name="ReviewItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.CharField(choices=[('low_score', 'Low Score'), ('low_rating', 'Low Rating'), ('audit_sample', 'Audit Sample'), ('manual', 'Manual')], max_length=20)),
-                ('reason_detail', models.CharField(blank=True, max_length=200)),
-                ('priority', models.FloatField(db_index=True)),
-                ('prompt_fingerprint', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('claimed', 'Claimed'), ('annotated', 'Annotated'), ('skipped', 'Skipped')], db_index=True, default='queued', max_length=20)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('claimed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='claimed_items', to=settings.AUTH_USER_MODEL)),
-                ('output', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='review_item', to='inference.output')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[
+                            ("low_score", "Low Score"),
+                            ("low_rating", "Low Rating"),
+                            ("audit_sample", "Audit Sample"),
+                            ("manual", "Manual"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("reason_detail", models.CharField(blank=True, max_length=200)),
+                ("priority", models.FloatField(db_index=True)),
+                ("prompt_fingerprint", models.CharField(blank=True, db_index=True, max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("claimed", "Claimed"),
+                            ("annotated", "Annotated"),
+                            ("skipped", "Skipped"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=20,
+                    ),
+                ),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "claimed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="claimed_items",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "output",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="review_item",
+                        to="inference.output",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['status', 'priority', 'created_at'], name='feedback_re_status_d38bd0_idx')],
+                "indexes": [
+                    models.Index(
+                        fields=["status", "priority", "created_at"], name="feedback_re_status_d38bd0_idx"
+                    )
+                ],
             },
         ),
     ]

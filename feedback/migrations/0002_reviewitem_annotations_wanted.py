@@ -5,21 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('feedback', '0001_initial'),
-        ('inference', '0001_initial'),
+        ("feedback", "0001_initial"),
+        ("inference", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='reviewitem',
-            name='annotations_wanted',
+            model_name="reviewitem",
+            name="annotations_wanted",
             field=models.PositiveSmallIntegerField(default=1),
         ),
         migrations.AddIndex(
-            model_name='reviewitem',
-            index=models.Index(fields=['claimed_by', 'status'], name='reviewitem_claimed_by_status'),
+            model_name="reviewitem",
+            index=models.Index(fields=["claimed_by", "status"], name="reviewitem_claimed_by_status"),
         ),
     ]

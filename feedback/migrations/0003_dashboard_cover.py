@@ -5,16 +5,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('feedback', '0002_reviewitem_annotations_wanted'),
-        ('inference', '0003_output_day_version_statistics'),
+        ("feedback", "0002_reviewitem_annotations_wanted"),
+        ("inference", "0003_output_day_version_statistics"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='reviewitem',
-            index=models.Index(fields=['created_at'], include=('reason',), name='reviewitem_created_reason'),
+            model_name="reviewitem",
+            index=models.Index(fields=["created_at"], include=("reason",), name="reviewitem_created_reason"),
         ),
     ]

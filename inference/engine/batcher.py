@@ -159,14 +159,16 @@ class DynamicBatcher:
                 r.future.set_exception(RuntimeError("no model is loaded"))
             return
         budget = max(r.params.max_new_tokens for r in batch)
-        params = GenerationParams(max_new_tokens=budget, temperature=batch[0].params.temperature,
-                                  top_p=batch[0].params.top_p)
+        params = GenerationParams(
+            max_new_tokens=budget, temperature=batch[0].params.temperature, top_p=batch[0].params.top_p
+        )
         prompts, budgets = [r.prompt for r in batch], [r.params.max_new_tokens for r in batch]
         from .meta_serving import generate_and_read
 
         try:  # the head reads the states generation computes (no second pass) and is advisory
-            results, metas = generate_and_read(loaded.model, loaded.tokenizer, loaded.head, prompts, params,
-                                               budgets=budgets, advisory=True)
+            results, metas = generate_and_read(
+                loaded.model, loaded.tokenizer, loaded.head, prompts, params, budgets=budgets, advisory=True
+            )
         except Exception as exc:  # a failed batch fails its requests, never the thread
             for r in batch:
                 r.future.set_exception(exc)

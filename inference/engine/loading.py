@@ -99,7 +99,9 @@ def resolve_placement(device: str | None = None, dtype: str | None = None):
         if not torch.cuda.is_available():
             raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device")
         if where.index is not None and where.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)")
+            raise ValueError(
+                f"device {device!r} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)"
+            )
     kind = (dtype or "auto").strip().lower()
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if kind == "auto":
@@ -109,8 +111,13 @@ def resolve_placement(device: str | None = None, dtype: str | None = None):
     return where, dtypes[kind]
 
 
-def load_model(model_dir: Path, *, expected_manifest: dict[str, str] | None = None,
-               device: str | None = None, dtype: str | None = None):
+def load_model(
+    model_dir: Path,
+    *,
+    expected_manifest: dict[str, str] | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+):
     """(model, tokenizer) from a directory, after the safety and manifest checks, placed on
     ``device`` in ``dtype`` (see `resolve_placement`; default: the CPU in float32)."""
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast

@@ -67,11 +67,16 @@ def _read(head: MetaHead, rows: list[_Row], states: list[torch.Tensor]) -> list[
         step_states.append(row_states[positions] if positions else row_states[:0])
         answer_states.append(row_states[len(row.input_ids) - 1])
     out = predict_batch(head, step_states, torch.stack(answer_states))
-    return [{"strategies": o["strategies"], "confidence": o["confidence"], "untrained": o["untrained"]} for o in out]
+    return [
+        {"strategies": o["strategies"], "confidence": o["confidence"], "untrained": o["untrained"]}
+        for o in out
+    ]
 
 
 @torch.inference_mode()
-def annotate_batch(model, tokenizer, head: MetaHead, prompts: list[str], completions: list[str]) -> list[dict]:
+def annotate_batch(
+    model, tokenizer, head: MetaHead, prompts: list[str], completions: list[str]
+) -> list[dict]:
     """For each completion: {"strategies": [...per step], "confidence": float | None, "untrained": bool}.
 
     One right-padded forward for the whole batch: with a causal mask, a sequence's states at
@@ -92,14 +97,19 @@ def _annotate_rows(model, tokenizer, head: MetaHead, rows: list[_Row]) -> list[d
         mask[i, : len(r.input_ids)] = 1
     device = next(model.parameters()).device
     # logits for the last position only: the head reads hidden states, not the vocabulary
-    hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True,
-                   logits_to_keep=1).hidden_states[-1]
+    hidden = model(
+        input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True, logits_to_keep=1
+    ).hidden_states[-1]
     return _read(head, rows, list(hidden))
 
 
 @torch.inference_mode()
 def annotate_generations(
-    model, tokenizer, head: MetaHead, prompts: list[str], completions: list[str],
+    model,
+    tokenizer,
+    head: MetaHead,
+    prompts: list[str],
+    completions: list[str],
     token_states: list[TokenStates | None],
 ) -> list[dict]:
     """`annotate_batch`'s result, read from the states generation already computed.
@@ -108,11 +118,16 @@ def annotate_generations(
     rest share one padded forward.
     """
     rows = _rows(tokenizer, prompts, completions)
-    fed_rows = [i for i, (row, fed) in enumerate(zip(rows, token_states))
-                if fed is not None and list(row.input_ids) == fed.token_ids]
+    fed_rows = [
+        i
+        for i, (row, fed) in enumerate(zip(rows, token_states))
+        if fed is not None and list(row.input_ids) == fed.token_ids
+    ]
     missing = sorted(set(range(len(rows))) - set(fed_rows))
     results: list[dict | None] = [None] * len(rows)
-    for i, result in zip(fed_rows, _read(head, [rows[i] for i in fed_rows], [token_states[i].states for i in fed_rows])):
+    for i, result in zip(
+        fed_rows, _read(head, [rows[i] for i in fed_rows], [token_states[i].states for i in fed_rows])
+    ):
         results[i] = result
     for i, result in zip(missing, _annotate_rows(model, tokenizer, head, [rows[i] for i in missing])):
         results[i] = result
@@ -120,8 +135,14 @@ def annotate_generations(
 
 
 def generate_and_read(
-    model, tokenizer, head: MetaHead | None, prompts: list[str], params: GenerationParams, *,
-    budgets: list[int] | None = None, advisory: bool = False,
+    model,
+    tokenizer,
+    head: MetaHead | None,
+    prompts: list[str],
+    params: GenerationParams,
+    *,
+    budgets: list[int] | None = None,
+    advisory: bool = False,
 ) -> tuple[list[Generation], list[dict | None]]:
     """Generate for ``prompts`` and, with a head, read every answer from generation's states.
 
@@ -134,7 +155,8 @@ def generate_and_read(
     generations, fed = generate_batch_with_states(model, tokenizer, prompts, params, budgets=budgets)
     try:
         metas: list[dict | None] = list(
-            annotate_generations(model, tokenizer, head, prompts, [g.text for g in generations], fed))
+            annotate_generations(model, tokenizer, head, prompts, [g.text for g in generations], fed)
+        )
     except Exception:
         if not advisory:
             raise

@@ -244,12 +244,18 @@ def predict_batch(head: MetaHead, step_states: Sequence[Tensor], answer_states: 
     max-pool of `MetaHead.confidence_logit` unchanged, so every answer gets what it gets alone.
     """
     if answer_states.dim() != 2 or answer_states.shape[0] != len(step_states):
-        raise ValueError(f"answer_states must be [{len(step_states)}, hidden], got {tuple(answer_states.shape)}")
+        raise ValueError(
+            f"answer_states must be [{len(step_states)}, hidden], got {tuple(answer_states.shape)}"
+        )
     for steps in step_states:
         if steps.dim() != 2 or steps.shape[-1] != head.config.hidden_size:
-            raise ValueError(f"step_states must be [n_steps, {head.config.hidden_size}], got {tuple(steps.shape)}")
+            raise ValueError(
+                f"step_states must be [n_steps, {head.config.hidden_size}], got {tuple(steps.shape)}"
+            )
     if answer_states.shape[-1] != head.config.hidden_size:
-        raise ValueError(f"answer_states must be [n, {head.config.hidden_size}], got {tuple(answer_states.shape)}")
+        raise ValueError(
+            f"answer_states must be [n, {head.config.hidden_size}], got {tuple(answer_states.shape)}"
+        )
     if not step_states:
         return []
     was_training = head.training
@@ -257,10 +263,14 @@ def predict_batch(head: MetaHead, step_states: Sequence[Tensor], answer_states: 
     try:
         longest = max(s.shape[0] for s in step_states)
         answers = answer_states.to(HEAD_DTYPE)
-        rows = torch.stack([
-            torch.cat([answer[None], steps.to(HEAD_DTYPE), answer[None].expand(longest - steps.shape[0], -1)])
-            for answer, steps in zip(answers, step_states)
-        ])  # [n_answers, 1 + longest, hidden]
+        rows = torch.stack(
+            [
+                torch.cat(
+                    [answer[None], steps.to(HEAD_DTYPE), answer[None].expand(longest - steps.shape[0], -1)]
+                )
+                for answer, steps in zip(answers, step_states)
+            ]
+        )  # [n_answers, 1 + longest, hidden]
         features = head.features(rows)
         probs = head.strategy(features[:, 1:]).softmax(dim=-1)
         confidences = torch.sigmoid(head.confidence(features.amax(dim=1)).squeeze(-1)).tolist()
@@ -270,16 +280,20 @@ def predict_batch(head: MetaHead, step_states: Sequence[Tensor], answer_states: 
     results = []
     for i, steps in enumerate(step_states):
         row_probs = probs[i, : steps.shape[0]]
-        results.append({
-            "strategies": [STRATEGIES[k] for k in row_probs.argmax(dim=-1).tolist()],
-            "strategy_probs": row_probs.tolist(),
-            "confidence": confidences[i] if trained else None,
-            "untrained": not trained,
-        })
+        results.append(
+            {
+                "strategies": [STRATEGIES[k] for k in row_probs.argmax(dim=-1).tolist()],
+                "strategy_probs": row_probs.tolist(),
+                "confidence": confidences[i] if trained else None,
+                "untrained": not trained,
+            }
+        )
     return results
 
 
-def meta_loss(out: dict[str, Tensor], strategy_targets: Tensor, answer_correct: Tensor | float | None) -> Tensor:
+def meta_loss(
+    out: dict[str, Tensor], strategy_targets: Tensor, answer_correct: Tensor | float | None
+) -> Tensor:
     """L_meta: strategy cross-entropy plus confidence binary cross-entropy, summed with weight 1 each.
 
     - ``out["strategy_logits"] [n_steps, n_strategies]`` against ``strategy_targets [n_steps]``

@@ -27,7 +27,12 @@ KNOWN_STRATEGIES = ("induction", "deduction", "analogy", "other")
 # shown to reviewers as a prediction, never used as a label.
 STRATEGY_CUES = (
     ("analogy", re.compile(r"\b(similar(ly)?|analog\w*|just like|as with|is to)\b", re.I)),
-    ("induction", re.compile(r"\b(pattern|each time|every time|in general|generaliz\w*|common difference|trend)\b", re.I)),
+    (
+        "induction",
+        re.compile(
+            r"\b(pattern|each time|every time|in general|generaliz\w*|common difference|trend)\b", re.I
+        ),
+    ),
     ("deduction", re.compile(r"\b(therefore|thus|so|hence|it follows|=)\b|=", re.I)),
 )
 SELF_CORRECTION = re.compile(

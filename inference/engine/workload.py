@@ -55,9 +55,7 @@ class Problem:
 
 
 def render_steps(steps) -> str:
-    return "\n".join(
-        f"Step {i} [{s.strategy}]: {s.text}" for i, s in enumerate(steps, start=1)
-    )
+    return "\n".join(f"Step {i} [{s.strategy}]: {s.text}" for i, s in enumerate(steps, start=1))
 
 
 def render_response(steps, answer) -> str:
@@ -168,7 +166,9 @@ def solve(prompt: str) -> Problem | None:
     """
     import re
 
-    m = re.fullmatch(r"Start with (\d+)\.((?: (?:Add|Subtract|Take away) \d+\.)+) What is the result\?", prompt)
+    m = re.fullmatch(
+        r"Start with (\d+)\.((?: (?:Add|Subtract|Take away) \d+\.)+) What is the result\?", prompt
+    )
     if m:
         value = int(m.group(1))
         steps = []

@@ -18,7 +18,13 @@ class Migration(migrations.Migration):
             model_name="output",
             index=models.Index(
                 fields=["created_at"],
-                include=("model_version", "cognition_score", "consistency", "adaptability", "model_confidence"),
+                include=(
+                    "model_version",
+                    "cognition_score",
+                    "consistency",
+                    "adaptability",
+                    "model_confidence",
+                ),
                 name="output_created_scores",
             ),
         ),

@@ -5,79 +5,179 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('annotation', '0002_initial'),
-        ('inference', '0001_initial'),
+        ("annotation", "0002_initial"),
+        ("inference", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DatasetVersion',
+            name="DatasetVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('period', models.CharField(max_length=7, unique=True)),
-                ('counts', models.JSONField(default=dict)),
-                ('growth', models.FloatField(blank=True, null=True)),
-                ('sha256', models.CharField(max_length=64)),
-                ('files', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to='retrain.datasetversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("period", models.CharField(max_length=7, unique=True)),
+                ("counts", models.JSONField(default=dict)),
+                ("growth", models.FloatField(blank=True, null=True)),
+                ("sha256", models.CharField(max_length=64)),
+                ("files", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        to="retrain.datasetversion",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='TrainingRun',
+            name="TrainingRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('period', models.CharField(max_length=20, unique=True)),
-                ('recipe', models.CharField(max_length=20)),
-                ('config', models.JSONField(default=dict)),
-                ('stage', models.CharField(choices=[('queued', 'Queued'), ('baseline_evaluation', 'Baseline'), ('training', 'Training'), ('compress', 'Compress'), ('candidate_evaluation', 'Candidate'), ('gate', 'Gate'), ('done', 'Done'), ('failed', 'Failed')], default='queued', max_length=30)),
-                ('progress', models.JSONField(default=dict)),
-                ('loss_history', models.JSONField(default=list)),
-                ('lease_owner', models.CharField(blank=True, max_length=100)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('error', models.TextField(blank=True)),
-                ('decision', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('base_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='inference.modelversion')),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='training_runs', to='retrain.datasetversion')),
-                ('result_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='inference.modelversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("period", models.CharField(max_length=20, unique=True)),
+                ("recipe", models.CharField(max_length=20)),
+                ("config", models.JSONField(default=dict)),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("baseline_evaluation", "Baseline"),
+                            ("training", "Training"),
+                            ("compress", "Compress"),
+                            ("candidate_evaluation", "Candidate"),
+                            ("gate", "Gate"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=30,
+                    ),
+                ),
+                ("progress", models.JSONField(default=dict)),
+                ("loss_history", models.JSONField(default=list)),
+                ("lease_owner", models.CharField(blank=True, max_length=100)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("error", models.TextField(blank=True)),
+                ("decision", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "base_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="inference.modelversion",
+                    ),
+                ),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="training_runs",
+                        to="retrain.datasetversion",
+                    ),
+                ),
+                (
+                    "result_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="inference.modelversion",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Evaluation',
+            name="Evaluation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('eval_set', models.CharField(max_length=100)),
-                ('metrics', models.JSONField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='evaluations', to='inference.modelversion')),
-                ('training_run', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='evaluations', to='retrain.trainingrun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("eval_set", models.CharField(max_length=100)),
+                ("metrics", models.JSONField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="evaluations",
+                        to="inference.modelversion",
+                    ),
+                ),
+                (
+                    "training_run",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="evaluations",
+                        to="retrain.trainingrun",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='TrainingSample',
+            name="TrainingSample",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('reflection', 'Reflection'), ('strategy', 'Strategy'), ('uncertainty', 'Uncertainty')], max_length=20)),
-                ('payload', models.JSONField()),
-                ('content_hash', models.CharField(max_length=64)),
-                ('split', models.CharField(default='train', max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('source_annotation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='training_samples', to='annotation.annotation')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("reflection", "Reflection"),
+                            ("strategy", "Strategy"),
+                            ("uncertainty", "Uncertainty"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("payload", models.JSONField()),
+                ("content_hash", models.CharField(max_length=64)),
+                ("split", models.CharField(default="train", max_length=10)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "source_annotation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="training_samples",
+                        to="annotation.annotation",
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='datasetversion',
-            name='samples',
-            field=models.ManyToManyField(related_name='dataset_versions', to='retrain.trainingsample'),
+            model_name="datasetversion",
+            name="samples",
+            field=models.ManyToManyField(related_name="dataset_versions", to="retrain.trainingsample"),
         ),
         migrations.AddConstraint(
-            model_name='trainingsample',
-            constraint=models.UniqueConstraint(fields=('kind', 'content_hash'), name='training_sample_unique'),
+            model_name="trainingsample",
+            constraint=models.UniqueConstraint(
+                fields=("kind", "content_hash"), name="training_sample_unique"
+            ),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('retrain', '0001_initial'),
+        ("retrain", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='datasetversion',
-            name='composition',
+            model_name="datasetversion",
+            name="composition",
             field=models.JSONField(default=dict),
         ),
     ]

@@ -71,7 +71,9 @@ class TrainConfig:
         if not (0 <= self.curriculum_start <= 1 and 0 <= self.curriculum_end <= 1):
             raise TrainConfigError("curriculum_start and curriculum_end must lie in [0, 1]")
         if self.curriculum and self.curriculum_end < self.curriculum_start:
-            raise TrainConfigError("a curriculum raises the reflection share: curriculum_end must be >= curriculum_start")
+            raise TrainConfigError(
+                "a curriculum raises the reflection share: curriculum_end must be >= curriculum_start"
+            )
         if self.head_learning_rate <= 0:
             raise TrainConfigError("head_learning_rate must be positive")
         if self.learning_rate <= 0 or self.batch_size < 1 or (self.epochs <= 0 and self.max_steps <= 0):

@@ -39,7 +39,9 @@ def meta_targets(tokenizer, prompt: str, response: str, prompt_len: int, limit: 
     positions = step_end_positions(enc["offset_mapping"], full, ends)
     if any(p < prompt_len or p >= limit for p in positions):
         return None
-    strategies = [STRATEGIES.index(s.strategy) if s.strategy in STRATEGIES else IGNORE_STRATEGY for s in steps]
+    strategies = [
+        STRATEGIES.index(s.strategy) if s.strategy in STRATEGIES else IGNORE_STRATEGY for s in steps
+    ]
     return {"positions": positions, "strategies": strategies, "answer": min(len(enc["input_ids"]), limit) - 1}
 
 
@@ -49,17 +51,24 @@ class PairDataset(torch.utils.data.Dataset):
         half = max_length // 2
         for s in samples:
             p, c = encode_pair(tokenizer, s["prompt"], s["chosen"])
-            row = {"prompt": p[-half:], "chosen": c[:half], "kind": "reflection" if s.get("rejected") else "replay"}
+            row = {
+                "prompt": p[-half:],
+                "chosen": c[:half],
+                "kind": "reflection" if s.get("rejected") else "replay",
+            }
             if len(p) <= half:  # positions are only meaningful when the prompt was not cut
-                row["meta"] = meta_targets(tokenizer, s["prompt"], s["chosen"], len(p), len(p) + min(len(c), half))
+                row["meta"] = meta_targets(
+                    tokenizer, s["prompt"], s["chosen"], len(p), len(p) + min(len(c), half)
+                )
                 if row["meta"] is not None:
                     row["meta"]["confidence"] = s.get("confidence")
             if s.get("rejected"):
                 _, r = encode_pair(tokenizer, s["prompt"], s["rejected"])
                 row["rejected"] = r[:half]
                 if len(p) <= half and s.get("rejected_confidence") is not None:
-                    row["rejected_meta"] = meta_targets(tokenizer, s["prompt"], s["rejected"], len(p),
-                                                        len(p) + min(len(r), half))
+                    row["rejected_meta"] = meta_targets(
+                        tokenizer, s["prompt"], s["rejected"], len(p), len(p) + min(len(r), half)
+                    )
                     if row["rejected_meta"] is not None:
                         row["rejected_meta"]["confidence"] = s["rejected_confidence"]
             self.rows.append(row)
@@ -139,16 +148,26 @@ class PairCollator:
     def __call__(self, rows):
         plens = [len(r["prompt"]) for r in rows]
         ids, mask, labels = _pad([r["prompt"] + r["chosen"] for r in rows], self.pad_id, plens)
-        batch = {"input_ids": ids, "attention_mask": mask, "labels": labels, "meta": [r.get("meta") for r in rows]}
+        batch = {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": labels,
+            "meta": [r.get("meta") for r in rows],
+        }
         paired = [i for i, r in enumerate(rows) if "rejected" in r]
         if paired:
             # The chosen side of each pair is its row of the main batch (right padding leaves
             # its logits unchanged), so only the rejected responses need a forward of their own.
-            r_ids, r_mask, r_labels = _pad([rows[i]["prompt"] + rows[i]["rejected"] for i in paired], self.pad_id,
-                                           [plens[i] for i in paired])
+            r_ids, r_mask, r_labels = _pad(
+                [rows[i]["prompt"] + rows[i]["rejected"] for i in paired],
+                self.pad_id,
+                [plens[i] for i in paired],
+            )
             batch.update(
                 pair_index=torch.tensor(paired, dtype=torch.long),
                 pair_rejected_meta=[rows[i].get("rejected_meta") for i in paired],
-                pair_rejected_input_ids=r_ids, pair_rejected_attention_mask=r_mask, pair_rejected_labels=r_labels,
+                pair_rejected_input_ids=r_ids,
+                pair_rejected_attention_mask=r_mask,
+                pair_rejected_labels=r_labels,
             )
         return batch

@@ -67,8 +67,9 @@ def error_class(row: dict) -> str | None:
     return "wrong_operation"  # every claim checks out, the answer agrees, and it is still wrong
 
 
-def evaluate_items(model, tokenizer, items: list[dict], *, batch_size: int = 64, max_new_tokens: int = 96,
-                   head=None) -> list[dict]:
+def evaluate_items(
+    model, tokenizer, items: list[dict], *, batch_size: int = 64, max_new_tokens: int = 96, head=None
+) -> list[dict]:
     """``items``: [{"prompt", "answer", "slice", "kind"?}]. Returns one row per item."""
     rows = []
     params = GenerationParams(max_new_tokens=max_new_tokens)
@@ -82,18 +83,20 @@ def evaluate_items(model, tokenizer, items: list[dict], *, batch_size: int = 64,
             parts = score_output(parsed)
             distances, uncorrected = correction_distances(parsed)
             correct = parsed.answer_value is not None and float(parsed.answer_value) == float(item["answer"])
-            rows.append({
-                "slice": item["slice"],
-                "kind": item.get("kind"),
-                "correct": correct,
-                "score": parts.cognition_score,
-                "wrong_claims": parts.wrong_claims,
-                "answer_agrees": bool(parts.answer_agreement),
-                "strategies": len({s.strategy for s in parsed.steps if s.strategy != "other"}),
-                "correction_steps": distances,
-                "uncorrected": uncorrected,
-                "confidence": meta["confidence"] if meta else None,
-            })
+            rows.append(
+                {
+                    "slice": item["slice"],
+                    "kind": item.get("kind"),
+                    "correct": correct,
+                    "score": parts.cognition_score,
+                    "wrong_claims": parts.wrong_claims,
+                    "answer_agrees": bool(parts.answer_agreement),
+                    "strategies": len({s.strategy for s in parsed.steps if s.strategy != "other"}),
+                    "correction_steps": distances,
+                    "uncorrected": uncorrected,
+                    "confidence": meta["confidence"] if meta else None,
+                }
+            )
     return rows
 
 
@@ -126,8 +129,9 @@ def _block(rows: list[dict]) -> dict:
         "strategy_diversity": round(sum(r.get("strategies", 0) for r in rows) / n, 3),
         "correction_steps": round(sum(distances) / len(distances), 3) if distances else None,
         "errors_corrected": round(len(distances) / wrong_claims, 4) if wrong_claims else None,
-        "ece": expected_calibration_error([(r["confidence"], r["correct"]) for r in rows
-                                           if r.get("confidence") is not None]),
+        "ece": expected_calibration_error(
+            [(r["confidence"], r["correct"]) for r in rows if r.get("confidence") is not None]
+        ),
     }
 
 
@@ -136,8 +140,11 @@ def summarize(rows: list[dict], *, error_classes: dict[int, str] | None = None) 
     reference model on that item (see `error_class`), giving ``error:<class>`` slices."""
     members = slice_members(rows, error_classes=error_classes)
     overall = _block(rows)
-    return {**overall, "overall": overall,
-            "slices": {name: _block([rows[i] for i in idx]) for name, idx in sorted(members.items())}}
+    return {
+        **overall,
+        "overall": overall,
+        "slices": {name: _block([rows[i] for i in idx]) for name, idx in sorted(members.items())},
+    }
 
 
 def slice_members(rows: list[dict], *, error_classes: dict[int, str] | None = None) -> dict[str, list[int]]:

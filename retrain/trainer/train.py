@@ -16,7 +16,14 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from inference.engine import loading
-from inference.engine.metahead import IGNORE_STRATEGY, MetaHead, MetaHeadConfig, load_head, meta_loss, save_head
+from inference.engine.metahead import (
+    IGNORE_STRATEGY,
+    MetaHead,
+    MetaHeadConfig,
+    load_head,
+    meta_loss,
+    save_head,
+)
 
 from .config import ALL_LINEAR, TrainConfig
 from .data import CurriculumSampler, PairCollator, PairDataset
@@ -64,7 +71,9 @@ class CompositeLossTrainer(Trainer):
     head), with the optimizer and scheduler state: a resumed run continues where it stopped.
     """
 
-    def __init__(self, *args, train_config: TrainConfig, curriculum: CurriculumSampler | None = None, **kwargs):
+    def __init__(
+        self, *args, train_config: TrainConfig, curriculum: CurriculumSampler | None = None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.train_config = train_config
         self.curriculum = curriculum
@@ -79,9 +88,16 @@ class CompositeLossTrainer(Trainer):
             wrapper = self.accelerator.unwrap_model(self.model)
             head_ids = {id(p) for p in wrapper.head.parameters()}
             params = [p for p in wrapper.parameters() if p.requires_grad]
-            groups = [{"params": [p for p in params if id(p) not in head_ids], "lr": self.args.learning_rate},
-                      {"params": [p for p in params if id(p) in head_ids], "lr": self.train_config.head_learning_rate}]
-            self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=self.args.weight_decay)
+            groups = [
+                {"params": [p for p in params if id(p) not in head_ids], "lr": self.args.learning_rate},
+                {
+                    "params": [p for p in params if id(p) in head_ids],
+                    "lr": self.train_config.head_learning_rate,
+                },
+            ]
+            self.optimizer = torch.optim.AdamW(
+                [g for g in groups if g["params"]], weight_decay=self.args.weight_decay
+            )
         return self.optimizer
 
     def _get_train_sampler(self, train_dataset=None):
@@ -92,8 +108,12 @@ class CompositeLossTrainer(Trainer):
         head = self.accelerator.unwrap_model(model).head
         metas = inputs.get("meta") or []
         want_meta = c.beta > 0 and any(metas)
-        out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=inputs["labels"],
-                    output_hidden_states=want_meta)
+        out = model(
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
+            labels=inputs["labels"],
+            output_hidden_states=want_meta,
+        )
         self.main_tokens += int(inputs["attention_mask"].sum())
         self.tokens_seen += int(inputs["attention_mask"].sum())
         loss = c.alpha * out.loss
@@ -102,12 +122,15 @@ class CompositeLossTrainer(Trainer):
         if c.gamma > 0 and "pair_index" in inputs:
             rejected_metas = inputs.get("pair_rejected_meta") or []
             rejected = model(
-                input_ids=inputs["pair_rejected_input_ids"], attention_mask=inputs["pair_rejected_attention_mask"],
+                input_ids=inputs["pair_rejected_input_ids"],
+                attention_mask=inputs["pair_rejected_attention_mask"],
                 output_hidden_states=c.beta > 0 and any(rejected_metas),
             )
             self.tokens_seen += int(inputs["pair_rejected_attention_mask"].sum())
             if rejected.hidden_states is not None:
-                meta_losses += meta_rows_loss(head, self._head_view(rejected.hidden_states[-1]), rejected_metas)
+                meta_losses += meta_rows_loss(
+                    head, self._head_view(rejected.hidden_states[-1]), rejected_metas
+                )
             index = inputs["pair_index"]
             cons = odds_ratio_loss(
                 mean_token_logprob(out.logits[index], inputs["labels"][index]),
@@ -146,14 +169,18 @@ class CompositeLossTrainer(Trainer):
         os.makedirs(output_dir, exist_ok=True)
         model = self.accelerator.unwrap_model(self.model)
         trainable = {k: p.detach().cpu().contiguous() for k, p in model.named_parameters() if p.requires_grad}
-        safetensors.torch.save_file(trainable, os.path.join(output_dir, CHECKPOINT_WEIGHTS), metadata={"format": "pt"})
+        safetensors.torch.save_file(
+            trainable, os.path.join(output_dir, CHECKPOINT_WEIGHTS), metadata={"format": "pt"}
+        )
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         model = model or self.model
         state = safetensors.torch.load_file(os.path.join(resume_from_checkpoint, CHECKPOINT_WEIGHTS))
         wanted = {k for k, p in model.named_parameters() if p.requires_grad}
         if wanted - set(state) or set(state) - wanted:
-            raise ValueError(f"checkpoint {resume_from_checkpoint} does not match this run's trainable weights")
+            raise ValueError(
+                f"checkpoint {resume_from_checkpoint} does not match this run's trainable weights"
+            )
         model.load_state_dict(state, strict=False)
 
 
@@ -161,14 +188,23 @@ class CompositeLossTrainer(Trainer):
 def _head_inputs(lm, dataset: PairDataset, collator: PairCollator, batch_size: int) -> dict | None:
     """The final model's hidden states at every labelled row's step ends and answer, flat."""
     answers, steps, owner, strategies, targets = [], [], [], [], []
-    rows = [(r, "meta", "chosen") for r in dataset.rows] + [(r, "rejected_meta", "rejected") for r in dataset.rows]
+    rows = [(r, "meta", "chosen") for r in dataset.rows] + [
+        (r, "rejected_meta", "rejected") for r in dataset.rows
+    ]
     rows = [(r, key, side) for r, key, side in rows if r.get(key)]
     device = next(lm.parameters()).device
     for i in range(0, len(rows), batch_size):
         chunk = rows[i : i + batch_size]
         batch = collator([{"prompt": r["prompt"], "chosen": r[side]} for r, _, side in chunk])
-        hidden = lm(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                    output_hidden_states=True).hidden_states[-1].float()
+        hidden = (
+            lm(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+                output_hidden_states=True,
+            )
+            .hidden_states[-1]
+            .float()
+        )
         for b, (r, key, _) in enumerate(chunk):
             m = r[key]
             answers.append(hidden[b, m["answer"]])
@@ -178,8 +214,13 @@ def _head_inputs(lm, dataset: PairDataset, collator: PairCollator, batch_size: i
             targets.append(m.get("confidence"))
     if not answers:
         return None
-    return {"answers": torch.stack(answers), "steps": torch.cat(steps), "owner": torch.tensor(owner, device=device),
-            "strategies": torch.tensor(strategies, device=device), "targets": targets}
+    return {
+        "answers": torch.stack(answers),
+        "steps": torch.cat(steps),
+        "owner": torch.tensor(owner, device=device),
+        "strategies": torch.tensor(strategies, device=device),
+        "targets": targets,
+    }
 
 
 def fit_head(head: MetaHead, inputs: dict, *, steps: int, lr: float) -> dict:
@@ -199,11 +240,18 @@ def fit_head(head: MetaHead, inputs: dict, *, steps: int, lr: float) -> dict:
     def loss_now():
         step_features = head.features(inputs["steps"])
         index = inputs["owner"].unsqueeze(-1).expand_as(step_features)
-        pooled = head.features(inputs["answers"]).scatter_reduce(0, index, step_features, "amax", include_self=True)
+        pooled = head.features(inputs["answers"]).scatter_reduce(
+            0, index, step_features, "amax", include_self=True
+        )
         confidence = head.confidence(pooled).squeeze(-1)
-        strategy = F.cross_entropy(head.strategy(step_features), inputs["strategies"], ignore_index=IGNORE_STRATEGY)
-        conf = (F.binary_cross_entropy_with_logits(confidence[labelled], target[labelled])
-                if bool(labelled.any()) else confidence.sum() * 0)
+        strategy = F.cross_entropy(
+            head.strategy(step_features), inputs["strategies"], ignore_index=IGNORE_STRATEGY
+        )
+        conf = (
+            F.binary_cross_entropy_with_logits(confidence[labelled], target[labelled])
+            if bool(labelled.any())
+            else confidence.sum() * 0
+        )
         return strategy + conf
 
     with torch.no_grad():
@@ -243,8 +291,13 @@ class ProgressCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "loss" not in logs:
             return
-        entry = {"step": state.global_step, "max_steps": state.max_steps, "epoch": round(float(state.epoch or 0), 2),
-                 "loss": round(float(logs["loss"]), 5), **{k: round(v, 5) for k, v in self.terms().items()}}
+        entry = {
+            "step": state.global_step,
+            "max_steps": state.max_steps,
+            "epoch": round(float(state.epoch or 0), 2),
+            "loss": round(float(logs["loss"]), 5),
+            **{k: round(v, 5) for k, v in self.terms().items()},
+        }
         log.info("step %(step)s/%(max_steps)s loss %(loss)s", entry)
         self.history.append({k: v for k, v in entry.items() if k != "max_steps"})
         if self.on_progress:
@@ -259,13 +312,24 @@ def apply_recipe(model, config: TrainConfig):
             p.requires_grad = True
         return model
     if config.recipe == "lora-all":
-        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                          target_modules=ALL_LINEAR, task_type="CAUSAL_LM")
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=ALL_LINEAR,
+            task_type="CAUSAL_LM",
+        )
     else:  # layered: the seed's recipe
         n = min(config.layered_layers, model.config.num_hidden_layers)
-        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                          target_modules=["q_proj", "k_proj"], layers_to_transform=list(range(n)),
-                          modules_to_save=["lm_head"], task_type="CAUSAL_LM")
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=["q_proj", "k_proj"],
+            layers_to_transform=list(range(n)),
+            modules_to_save=["lm_head"],
+            task_type="CAUSAL_LM",
+        )
     return get_peft_model(model, lora)
 
 
@@ -298,8 +362,13 @@ def finetune(
     curriculum = None
     if config.curriculum:
         epochs = max(1, round(config.epochs)) if config.max_steps <= 0 else 1
-        curriculum = CurriculumSampler([r["kind"] for r in dataset.rows], start=config.curriculum_start,
-                                       end=config.curriculum_end, epochs=epochs, seed=config.seed)
+        curriculum = CurriculumSampler(
+            [r["kind"] for r in dataset.rows],
+            start=config.curriculum_start,
+            end=config.curriculum_end,
+            epochs=epochs,
+            seed=config.seed,
+        )
     resume = _last_complete_checkpoint(work_dir)
     args = TrainingArguments(
         output_dir=str(work_dir),
@@ -367,7 +436,9 @@ def finetune(
         "meta_rows": dataset.meta_rows,
         "meta_loss": "trained" if train_head else "absent: beta is 0 or no sample carries step labels",
         "head_fit": head_fit,
-        "curriculum": [round(curriculum.share(e), 3) for e in range(curriculum.epochs)] if curriculum else None,
+        "curriculum": [round(curriculum.share(e), 3) for e in range(curriculum.epochs)]
+        if curriculum
+        else None,
     }
     (out_dir / "recipe.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -16,8 +16,12 @@ def submit(item, user, **overrides):
     services.review_claim(item_id=item.pk, user=user)
     fields = {
         "corrected_steps": [{"text": "42 - 8 = 34", "strategy": "deduction"}],
-        "corrected_answer": "The answer is 34.", "error_type": "arithmetic", "first_wrong_step": 1,
-        "confidence_low": 0.8, "confidence_high": 0.95, "transparent": True,
+        "corrected_answer": "The answer is 34.",
+        "error_type": "arithmetic",
+        "first_wrong_step": 1,
+        "confidence_low": 0.8,
+        "confidence_high": 0.95,
+        "transparent": True,
         "correction_strategy": "take away means subtract",
     }
     fields.update(overrides)

@@ -32,7 +32,9 @@ def item(product_app):
     return make_item(product_app)
 
 
-def test_blind_item_goes_to_another_reviewer_who_cannot_see_the_first(client, item, reviewer, make_user, policy):
+def test_blind_item_goes_to_another_reviewer_who_cannot_see_the_first(
+    client, item, reviewer, make_user, policy
+):
     policy(double=1.0)
     otto = make_user("otto")
     first = submit(item, reviewer, correction_strategy="SECRET-FIRST-NOTE")
@@ -54,8 +56,14 @@ def test_agreeing_twins_give_one_set_of_training_samples(item, reviewer, make_us
     policy(double=1.0, second=1.0)
     make_user("lena", role="lead")
     first = submit(item, reviewer)
-    second = submit(item, make_user("otto"), corrected_answer="34", confidence_low=0.5, confidence_high=0.9,
-                    corrected_steps=[{"text": "subtract: 42 - 8 = 34", "strategy": "induction"}])
+    second = submit(
+        item,
+        make_user("otto"),
+        corrected_answer="34",
+        confidence_low=0.5,
+        confidence_high=0.9,
+        corrected_steps=[{"text": "subtract: 42 - 8 = 34", "strategy": "induction"}],
+    )
     first.refresh_from_db()
     second.refresh_from_db()
     # Agreeing twins need no second review: the pair was the second look.
@@ -96,7 +104,9 @@ def test_no_blind_twin_without_another_reviewer(item, reviewer, policy):
     assert submit(item, reviewer).status == Annotation.Status.APPROVED
 
 
-def test_agreement_is_computed_per_reviewer_and_shown_to_leads(client, product_app, reviewer, make_user, lead, policy):
+def test_agreement_is_computed_per_reviewer_and_shown_to_leads(
+    client, product_app, reviewer, make_user, lead, policy
+):
     policy(double=1.0)
     otto = make_user("otto")
     prompts = ["Start with 42. Take away 8. What is the result?", "Start with 9. Add 3. What is the result?"]
@@ -106,14 +116,24 @@ def test_agreement_is_computed_per_reviewer_and_shown_to_leads(client, product_a
     submit(items[0], otto)
     # Item 2: different error types, first strategy differs, intervals [0.8, 0.95] vs [0.2, 0.4].
     submit(items[1], reviewer)
-    submit(items[1], otto, error_type="other", confidence_low=0.2, confidence_high=0.4,
-           corrected_steps=[{"text": "42 - 8 = 34", "strategy": "analogy"}])
+    submit(
+        items[1],
+        otto,
+        error_type="other",
+        confidence_low=0.2,
+        confidence_high=0.4,
+        corrected_steps=[{"text": "42 - 8 = 34", "strategy": "analogy"}],
+    )
     rows, overall = agreement_per_reviewer()
     assert [r.username for r in rows] == ["otto", "rita"]
     rita = rows[1]
     assert rita.pairs == 2
-    assert rita.error_kappa == pytest.approx(cohen_kappa([("arithmetic", "arithmetic"), ("arithmetic", "other")]))
-    assert rita.strategy_kappa == pytest.approx(cohen_kappa([("deduction", "deduction"), ("deduction", "analogy")]))
+    assert rita.error_kappa == pytest.approx(
+        cohen_kappa([("arithmetic", "arithmetic"), ("arithmetic", "other")])
+    )
+    assert rita.strategy_kappa == pytest.approx(
+        cohen_kappa([("deduction", "deduction"), ("deduction", "analogy")])
+    )
     assert rita.interval_overlap == pytest.approx(0.5)
     assert overall.pairs == 2
     client.force_login(lead)

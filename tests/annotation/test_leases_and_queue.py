@@ -36,8 +36,11 @@ def test_an_expired_lease_is_not_renewed_silently(client, item, reviewer):
     client.post(f"/review/{item.pk}/claim")
     ReviewItem.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     r = client.post(f"/review/{item.pk}/lease")
-    assert r.status_code == 409 and r.json() == {"held": False, "code": "lease_expired",
-                                                 "message": "your lease on this item expired; claim it again"}
+    assert r.status_code == 409 and r.json() == {
+        "held": False,
+        "code": "lease_expired",
+        "message": "your lease on this item expired; claim it again",
+    }
 
 
 def test_an_expired_lease_returns_the_item_to_the_queue(client, item, reviewer, make_user):
@@ -93,10 +96,16 @@ def test_someone_elses_claim_blocks_reclaim_and_submit(client, item, reviewer, m
 
 
 def test_claim_next_takes_the_best_unclaimed(product_app, reviewer, make_user):
-    worse = make_item(product_app, prompt="Start with 5. Add 1. What is the result?",
-                      raw_text="Step 1 [deduction]: 5 + 1 = 9\n</think>\n\nThe answer is 9.")
-    better = make_item(product_app, prompt="Start with 7. Add 2. What is the result?",
-                       raw_text="Step 1 [deduction]: 7 + 2 = 9\n</think>\n\nThe answer is 8.")
+    worse = make_item(
+        product_app,
+        prompt="Start with 5. Add 1. What is the result?",
+        raw_text="Step 1 [deduction]: 5 + 1 = 9\n</think>\n\nThe answer is 9.",
+    )
+    better = make_item(
+        product_app,
+        prompt="Start with 7. Add 2. What is the result?",
+        raw_text="Step 1 [deduction]: 7 + 2 = 9\n</think>\n\nThe answer is 8.",
+    )
     ReviewItem.objects.filter(pk=worse.pk).update(priority=0.05)
     ReviewItem.objects.filter(pk=better.pk).update(priority=0.3)
     services.review_claim(item_id=worse.pk, user=make_user("otto"))
@@ -106,11 +115,19 @@ def test_claim_next_takes_the_best_unclaimed(product_app, reviewer, make_user):
 def test_queue_filters_counts_and_progress(client, product_app, reviewer, policy):
     policy()
     low = make_item(product_app)  # wrong claim, answer follows the steps
-    mismatch = make_item(product_app, prompt="Start with 7. Add 2. What is the result?",
-                         raw_text="Step 1 [deduction]: 7 + 2 = 9\n</think>\n\nThe answer is 8.")
-    done = make_item(product_app, prompt="Start with 3. Add 3. What is the result?",
-                     raw_text="Step 1 [deduction]: 3 + 3 = 7\n</think>\n\nThe answer is 7.")
-    submit(done, reviewer, corrected_answer="6", corrected_steps=[{"text": "3 + 3 = 6", "strategy": "deduction"}])
+    mismatch = make_item(
+        product_app,
+        prompt="Start with 7. Add 2. What is the result?",
+        raw_text="Step 1 [deduction]: 7 + 2 = 9\n</think>\n\nThe answer is 8.",
+    )
+    done = make_item(
+        product_app,
+        prompt="Start with 3. Add 3. What is the result?",
+        raw_text="Step 1 [deduction]: 3 + 3 = 7\n</think>\n\nThe answer is 7.",
+    )
+    submit(
+        done, reviewer, corrected_answer="6", corrected_steps=[{"text": "3 + 3 = 6", "strategy": "deduction"}]
+    )
     client.force_login(reviewer)
     page = client.get("/review/")
     shown = [it.pk for it in page.context["items"]]
@@ -139,8 +156,11 @@ def test_queue_page_query_count_does_not_grow_with_items(client, product_app, re
     with CaptureQueriesContext(connection) as few:
         client.get("/review/")
     for n in range(8):
-        make_item(product_app, prompt=f"Start with {n + 10}. Add 2. What is the result?",
-                  raw_text=f"Step 1 [deduction]: {n + 10} + 2 = 1\n</think>\n\nThe answer is 1.")
+        make_item(
+            product_app,
+            prompt=f"Start with {n + 10}. Add 2. What is the result?",
+            raw_text=f"Step 1 [deduction]: {n + 10} + 2 = 1\n</think>\n\nThe answer is 1.",
+        )
     with CaptureQueriesContext(connection) as many:
         client.get("/review/")
     assert len(many) == len(few) <= 12
@@ -179,8 +199,14 @@ def test_concurrent_claims_on_postgresql_let_exactly_one_reviewer_win(product_ap
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claim_next_hands_out_different_items(product_app, make_user):
-    items = [make_item(product_app, prompt=f"Start with {n}. Add 2. What is the result?",
-                       raw_text=f"Step 1 [deduction]: {n} + 2 = 1\n</think>\n\nThe answer is 1.") for n in range(10, 13)]
+    items = [
+        make_item(
+            product_app,
+            prompt=f"Start with {n}. Add 2. What is the result?",
+            raw_text=f"Step 1 [deduction]: {n} + 2 = 1\n</think>\n\nThe answer is 1.",
+        )
+        for n in range(10, 13)
+    ]
     users = [make_user(f"r{i}") for i in range(5)]
     barrier = threading.Barrier(len(users))
     got: list[int | None] = []

@@ -19,10 +19,19 @@ def item(product_app):
 
 def form_data(**overrides):
     data = {
-        "steps-TOTAL_FORMS": "1", "steps-INITIAL_FORMS": "0", "steps-MIN_NUM_FORMS": "0", "steps-MAX_NUM_FORMS": "1000",
-        "steps-0-text": "42 - 8 = 34", "steps-0-strategy": "deduction", "steps-0-ORDER": "1",
-        "corrected_answer": "The answer is 34.", "first_wrong_step": "1", "error_type": "arithmetic",
-        "correction_strategy": "take away means subtract", "confidence_low": "0.8", "confidence_high": "0.95",
+        "steps-TOTAL_FORMS": "1",
+        "steps-INITIAL_FORMS": "0",
+        "steps-MIN_NUM_FORMS": "0",
+        "steps-MAX_NUM_FORMS": "1000",
+        "steps-0-text": "42 - 8 = 34",
+        "steps-0-strategy": "deduction",
+        "steps-0-ORDER": "1",
+        "corrected_answer": "The answer is 34.",
+        "first_wrong_step": "1",
+        "error_type": "arithmetic",
+        "correction_strategy": "take away means subtract",
+        "confidence_low": "0.8",
+        "confidence_high": "0.95",
         "transparent": "yes",
     }
     data.update(overrides)
@@ -54,22 +63,35 @@ def test_claim_correct_and_submit_creates_an_approved_annotation(client, reviewe
     assert annotation.status == Annotation.Status.APPROVED and annotation.error_type == "arithmetic"
     item.refresh_from_db()
     assert item.status == ReviewItem.Status.ANNOTATED
-    assert list(AuditEvent.objects.order_by("pk").values_list("action", flat=True)) == ["claim", "submit", "approve"]
+    assert list(AuditEvent.objects.order_by("pk").values_list("action", flat=True)) == [
+        "claim",
+        "submit",
+        "approve",
+    ]
 
 
 def test_steps_can_be_reordered_deleted_and_inserted(client, reviewer, item):
     client.force_login(reviewer)
     client.post(f"/review/{item.pk}/claim")
-    data = form_data(**{
-        "steps-TOTAL_FORMS": "3",
-        "steps-1-text": "first", "steps-1-strategy": "analogy", "steps-1-ORDER": "0",
-        "steps-2-text": "dropped", "steps-2-strategy": "other", "steps-2-ORDER": "3", "steps-2-DELETE": "on",
-    })
+    data = form_data(
+        **{
+            "steps-TOTAL_FORMS": "3",
+            "steps-1-text": "first",
+            "steps-1-strategy": "analogy",
+            "steps-1-ORDER": "0",
+            "steps-2-text": "dropped",
+            "steps-2-strategy": "other",
+            "steps-2-ORDER": "3",
+            "steps-2-DELETE": "on",
+        }
+    )
     assert client.post(f"/review/{item.pk}/", data).status_code == 302
     assert [s["text"] for s in Annotation.objects.get().corrected_steps] == ["first", "42 - 8 = 34"]
 
 
-@pytest.mark.parametrize("low, high, field", [("0.9", "0.2", "confidence_low"), ("0.1", "1.5", "confidence_high")])
+@pytest.mark.parametrize(
+    "low, high, field", [("0.9", "0.2", "confidence_low"), ("0.1", "1.5", "confidence_high")]
+)
 def test_invalid_interval_is_refused_with_the_field_named(client, reviewer, item, low, high, field):
     client.force_login(reviewer)
     client.post(f"/review/{item.pk}/claim")
@@ -105,7 +127,9 @@ def test_another_reviewers_live_claim_is_refused(client, reviewer, make_user, it
 def test_model_output_with_html_renders_as_text(client, reviewer, product_app):
     payload = "<script>alert('x')</script>"
     output = inference_services.output_create(
-        app=product_app, prompt=f"{payload} 1 + 1?", raw_text=f"Step 1 [deduction]: {payload} 1 + 1 = 3\n</think>\n3"
+        app=product_app,
+        prompt=f"{payload} 1 + 1?",
+        raw_text=f"Step 1 [deduction]: {payload} 1 + 1 = 3\n</think>\n3",
     )
     client.force_login(reviewer)
     page = client.get(f"/review/{output.review_item.pk}/")

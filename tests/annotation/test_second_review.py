@@ -60,20 +60,28 @@ def test_a_reviewer_cannot_approve(item, reviewer, make_user, lead, policy):
 def test_lead_edits_are_applied_and_kept_in_the_audit_trail(item, reviewer, lead, policy):
     policy(second=1.0)
     annotation = submit(item, reviewer, error_type="other")
-    services.annotation_approve(annotation_id=annotation.pk, reviewer=lead,
-                                changes={"error_type": "arithmetic", "corrected_answer": "The answer is 34."})
+    services.annotation_approve(
+        annotation_id=annotation.pk,
+        reviewer=lead,
+        changes={"error_type": "arithmetic", "corrected_answer": "The answer is 34."},
+    )
     annotation.refresh_from_db()
     assert annotation.error_type == "arithmetic"
     event = AuditEvent.objects.get(action="approve")
-    assert event.actor == lead and event.detail["edited"] == {"error_type": {"before": "other", "after": "arithmetic"}}
+    assert event.actor == lead and event.detail["edited"] == {
+        "error_type": {"before": "other", "after": "arithmetic"}
+    }
 
 
 def test_invalid_lead_edit_changes_nothing(item, reviewer, lead, policy):
     policy(second=1.0)
     annotation = submit(item, reviewer)
     with pytest.raises(ApplicationError) as exc:
-        services.annotation_approve(annotation_id=annotation.pk, reviewer=lead,
-                                    changes={"confidence_low": 0.9, "confidence_high": 0.1})
+        services.annotation_approve(
+            annotation_id=annotation.pk,
+            reviewer=lead,
+            changes={"confidence_low": 0.9, "confidence_high": 0.1},
+        )
     assert "confidence_low" in exc.value.extra["fields"]
     annotation.refresh_from_db()
     assert annotation.status == Annotation.Status.SUBMITTED and annotation.confidence_low == 0.8
@@ -84,10 +92,14 @@ def test_rejection_needs_a_reason_and_returns_the_item_to_the_queue(item, review
     annotation = submit(item, reviewer)
     with pytest.raises(ApplicationError):
         services.annotation_reject(annotation_id=annotation.pk, reviewer=lead, reason="  ")
-    services.annotation_reject(annotation_id=annotation.pk, reviewer=lead, reason="34 is right but step 2 is wrong")
+    services.annotation_reject(
+        annotation_id=annotation.pk, reviewer=lead, reason="34 is right but step 2 is wrong"
+    )
     annotation.refresh_from_db()
     item.refresh_from_db()
-    assert annotation.status == Annotation.Status.REJECTED and annotation.review_note.startswith("34 is right")
+    assert annotation.status == Annotation.Status.REJECTED and annotation.review_note.startswith(
+        "34 is right"
+    )
     assert item.status == ReviewItem.Status.QUEUED and item.claimed_by is None
     assert retrain_services.training_samples_collect() == 0
     assert actions(review_item=item) == ["claim", "submit", "reject", "requeue"]
@@ -105,18 +117,31 @@ def test_second_review_pages_approve_with_an_edit(client, item, reviewer, lead, 
     page = client.get(f"/review/annotations/{annotation.pk}/")
     assert page.status_code == 200 and b"42 - 8 = 50" in page.content and b"diff-row-changed" in page.content
     data = {
-        "decision": "approve", "reason": "", "steps-TOTAL_FORMS": "1", "steps-INITIAL_FORMS": "0",
-        "steps-MIN_NUM_FORMS": "0", "steps-MAX_NUM_FORMS": "1000",
-        "steps-0-text": "42 - 8 = 34", "steps-0-strategy": "deduction", "steps-0-ORDER": "1",
-        "corrected_answer": "The answer is 34.", "first_wrong_step": "1", "error_type": "arithmetic",
-        "correction_strategy": "take away means subtract", "confidence_low": "0.8", "confidence_high": "0.95",
+        "decision": "approve",
+        "reason": "",
+        "steps-TOTAL_FORMS": "1",
+        "steps-INITIAL_FORMS": "0",
+        "steps-MIN_NUM_FORMS": "0",
+        "steps-MAX_NUM_FORMS": "1000",
+        "steps-0-text": "42 - 8 = 34",
+        "steps-0-strategy": "deduction",
+        "steps-0-ORDER": "1",
+        "corrected_answer": "The answer is 34.",
+        "first_wrong_step": "1",
+        "error_type": "arithmetic",
+        "correction_strategy": "take away means subtract",
+        "confidence_low": "0.8",
+        "confidence_high": "0.95",
         "transparent": "yes",
     }
     assert client.post(f"/review/annotations/{annotation.pk}/", data).status_code == 302
     annotation.refresh_from_db()
     assert annotation.status == Annotation.Status.APPROVED
     assert annotation.corrected_steps == [{"text": "42 - 8 = 34", "strategy": "deduction"}]
-    assert AuditEvent.objects.get(action="approve").detail["edited"]["corrected_steps"]["before"][0]["strategy"] == "other"
+    assert (
+        AuditEvent.objects.get(action="approve").detail["edited"]["corrected_steps"]["before"][0]["strategy"]
+        == "other"
+    )
 
 
 def test_reject_through_the_page_without_a_reason_names_the_field(client, item, reviewer, lead, policy):
@@ -128,8 +153,16 @@ def test_reject_through_the_page_without_a_reason_names_the_field(client, item, 
     assert Annotation.objects.get().status == Annotation.Status.SUBMITTED
 
 
-@pytest.mark.parametrize("url", ["/review/second/", "/review/agreement/", "/review/audit/", "/review/settings/",
-                                 "/review/annotations/1/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/review/second/",
+        "/review/agreement/",
+        "/review/audit/",
+        "/review/settings/",
+        "/review/annotations/1/",
+    ],
+)
 def test_reviewers_get_no_lead_pages(client, reviewer, url):
     client.force_login(reviewer)
     assert client.get(url).status_code == 403
@@ -159,22 +192,33 @@ def test_admins_are_leads(client, item, reviewer, django_user_model, policy):
 
 def test_lead_changes_settings_and_bad_values_are_refused_with_the_field_named(client, lead):
     client.force_login(lead)
-    r = client.post("/review/settings/", {"second_review_share": "1.5", "double_annotation_share": "0.1",
-                                          "lease_minutes": "10"})
+    r = client.post(
+        "/review/settings/",
+        {"second_review_share": "1.5", "double_annotation_share": "0.1", "lease_minutes": "10"},
+    )
     assert r.status_code == 200 and "second_review_share" in r.context["form"].errors
     assert services.review_policy_get().second_review_share == 0.2  # the default, unchanged
-    r = client.post("/review/settings/", {"second_review_share": "0.5", "double_annotation_share": "0.25",
-                                          "lease_minutes": "15"})
+    r = client.post(
+        "/review/settings/",
+        {"second_review_share": "0.5", "double_annotation_share": "0.25", "lease_minutes": "15"},
+    )
     assert r.status_code == 302
     policy = services.review_policy_get()
-    assert (policy.second_review_share, policy.double_annotation_share, policy.lease_minutes) == (0.5, 0.25, 15)
+    assert (policy.second_review_share, policy.double_annotation_share, policy.lease_minutes) == (
+        0.5,
+        0.25,
+        15,
+    )
     event = AuditEvent.objects.get(action="settings")
     assert event.actor == lead and event.detail["before"]["second_review_share"] == 0.2
 
 
 def test_audit_page_lists_every_claim_submit_approve_reject(client, product_app, reviewer, lead, policy):
     policy(second=1.0)
-    first, second = make_item(product_app), make_item(product_app, prompt="Start with 9. Add 3. What is the result?")
+    first, second = (
+        make_item(product_app),
+        make_item(product_app, prompt="Start with 9. Add 3. What is the result?"),
+    )
     a = submit(first, reviewer)
     b = submit(second, reviewer)
     services.annotation_approve(annotation_id=a.pk, reviewer=lead)

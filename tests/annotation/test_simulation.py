@@ -18,8 +18,11 @@ def test_simulated_team_annotates_everything_and_every_item_becomes_training_dat
     policy(second=second, double=double)
     problems = workload.problems(6, seed=5, split="train")
     for p in problems:
-        inference_services.output_create(app=product_app, prompt=p.prompt,
-                                         raw_text="Step 1 [deduction]: 1 + 1 = 3\n</think>\n\nThe answer is 3.")
+        inference_services.output_create(
+            app=product_app,
+            prompt=p.prompt,
+            raw_text="Step 1 [deduction]: 1 + 1 = 3\n</think>\n\nThe answer is 3.",
+        )
     django_user_model.objects.create_user(username="sim", password="sim-review-1")
 
     assert simulation.review_queue("sim", "sim-review-1") == 6

@@ -46,12 +46,14 @@ def drop_database() -> None:
 
 
 def setup_django() -> None:
-    os.environ.update({
-        "DATABASE_URL": f"{PG}/{DB}",
-        "REDIS_URL": "",
-        "COGLOOP_VAR_DIR": str(ROOT / "var" / "bench_dash"),
-        "DJANGO_SETTINGS_MODULE": "cogloop.settings",
-    })
+    os.environ.update(
+        {
+            "DATABASE_URL": f"{PG}/{DB}",
+            "REDIS_URL": "",
+            "COGLOOP_VAR_DIR": str(ROOT / "var" / "bench_dash"),
+            "DJANGO_SETTINGS_MODULE": "cogloop.settings",
+        }
+    )
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -68,7 +70,12 @@ def _model_defaults(model, given: set[str]) -> tuple[list[str], list]:
 
     columns, params = [], []
     for f in model._meta.concrete_fields:
-        if f.primary_key or f.column in given or getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+        if (
+            f.primary_key
+            or f.column in given
+            or getattr(f, "auto_now", False)
+            or getattr(f, "auto_now_add", False)
+        ):
             continue
         if f.null and not f.has_default():
             continue
@@ -77,8 +84,14 @@ def _model_defaults(model, given: set[str]) -> tuple[list[str], list]:
     return columns, params
 
 
-def _insert(model, columns: dict[str, str], source: str, *, select_params: list | None = None,
-            source_params: list | None = None) -> int:
+def _insert(
+    model,
+    columns: dict[str, str],
+    source: str,
+    *,
+    select_params: list | None = None,
+    source_params: list | None = None,
+) -> int:
     """INSERT INTO model's table SELECT ``columns`` (column -> SQL expression) FROM ``source``."""
     from django.db import connection
 
@@ -107,63 +120,135 @@ def fill(n_outputs: int) -> dict:
     users = [get_user_model().objects.create_user(username=f"reviewer{i}") for i in range(REVIEWERS)]
 
     def version(name, status, **kw):
-        return ModelVersion.objects.create(name=name, base_model_path="b", weights_path=name, sha256="0" * 64,
-                                           status=status, **kw)
+        return ModelVersion.objects.create(
+            name=name, base_model_path="b", weights_path=name, sha256="0" * 64, status=status, **kw
+        )
 
-    base = version("bench-base", "retired", recipe="base", promotion_history=[
-        {"event": "promoted", "at": (now - timezone.timedelta(days=DAYS)).isoformat(), "reason": "initial base model"},
-        {"event": "retired", "at": (now - timezone.timedelta(days=60)).isoformat(), "by": "bench-q1"}])
-    q1 = version("bench-q1", "active", recipe="lora-all", parent=base, promoted_at=now - timezone.timedelta(days=60),
-                 promotion_history=[{"event": "promoted", "at": (now - timezone.timedelta(days=60)).isoformat(),
-                                     "reason": "accuracy gain +0.080"}])
-    q2 = version("bench-q2", "rejected", recipe="layered", parent=q1, promotion_history=[
-        {"event": "rejected", "at": (now - timezone.timedelta(days=5)).isoformat(), "reason": "gain below +0.020"}])
+    base = version(
+        "bench-base",
+        "retired",
+        recipe="base",
+        promotion_history=[
+            {
+                "event": "promoted",
+                "at": (now - timezone.timedelta(days=DAYS)).isoformat(),
+                "reason": "initial base model",
+            },
+            {"event": "retired", "at": (now - timezone.timedelta(days=60)).isoformat(), "by": "bench-q1"},
+        ],
+    )
+    q1 = version(
+        "bench-q1",
+        "active",
+        recipe="lora-all",
+        parent=base,
+        promoted_at=now - timezone.timedelta(days=60),
+        promotion_history=[
+            {
+                "event": "promoted",
+                "at": (now - timezone.timedelta(days=60)).isoformat(),
+                "reason": "accuracy gain +0.080",
+            }
+        ],
+    )
+    q2 = version(
+        "bench-q2",
+        "rejected",
+        recipe="layered",
+        parent=q1,
+        promotion_history=[
+            {
+                "event": "rejected",
+                "at": (now - timezone.timedelta(days=5)).isoformat(),
+                "reason": "gain below +0.020",
+            }
+        ],
+    )
 
     # Outputs: base serves the older half, q1 the newer (and scores better).
-    _insert(Output, {
-        "uuid": "gen_random_uuid()", "app_id": str(app.pk), "source": "'generated'",
-        "prompt": "'What is ' || g || ' + ' || g || '?'", "raw_text": "'Step 1 [deduction]: ...'",
-        "reasoning": "''", "steps": "'[]'::jsonb", "answer": "'42'",
-        "consistency": "c", "adaptability": "a", "cognition_score": "0.6 * c + 0.4 * a",
-        "score_parts": "'{}'::jsonb", "model_confidence": "CASE WHEN mod(g, 3) = 0 THEN NULL ELSE random() END",
-        "model_version_id": f"CASE WHEN age > interval '60 days' THEN {base.pk} ELSE {q1.pk} END",
-        "latency_ms": "(50 + random() * 400)::int", "created_at": "%s::timestamptz - age",
-    }, f"""(SELECT g, least(1, 0.5 + 0.5 * random() + CASE WHEN mod(g, 2) = 0 THEN 0.05 ELSE 0 END) AS c,
+    _insert(
+        Output,
+        {
+            "uuid": "gen_random_uuid()",
+            "app_id": str(app.pk),
+            "source": "'generated'",
+            "prompt": "'What is ' || g || ' + ' || g || '?'",
+            "raw_text": "'Step 1 [deduction]: ...'",
+            "reasoning": "''",
+            "steps": "'[]'::jsonb",
+            "answer": "'42'",
+            "consistency": "c",
+            "adaptability": "a",
+            "cognition_score": "0.6 * c + 0.4 * a",
+            "score_parts": "'{}'::jsonb",
+            "model_confidence": "CASE WHEN mod(g, 3) = 0 THEN NULL ELSE random() END",
+            "model_version_id": f"CASE WHEN age > interval '60 days' THEN {base.pk} ELSE {q1.pk} END",
+            "latency_ms": "(50 + random() * 400)::int",
+            "created_at": "%s::timestamptz - age",
+        },
+        f"""(SELECT g, least(1, 0.5 + 0.5 * random() + CASE WHEN mod(g, 2) = 0 THEN 0.05 ELSE 0 END) AS c,
                    0.3 + 0.7 * random() AS a, random() * interval '{DAYS} days' AS age
-            FROM generate_series(1, {n_outputs}) g) s""", select_params=[now])
+            FROM generate_series(1, {n_outputs}) g) s""",
+        select_params=[now],
+    )
 
     # Review items: every output under the capture threshold, plus 1 % audit samples.
-    _insert(ReviewItem, {
-        "output_id": "o.id",
-        "reason": "CASE WHEN o.cognition_score < 0.6 THEN 'low_score' ELSE 'audit_sample' END",
-        "reason_detail": "''", "priority": "o.cognition_score", "prompt_fingerprint": "md5(o.prompt)",
-        "status": "CASE WHEN o.created_at > %s::timestamptz - interval '3 days' THEN "
-                  "(CASE WHEN mod(o.id, 4) = 0 THEN 'claimed' ELSE 'queued' END) "
-                  "WHEN mod(o.id, 10) = 0 THEN 'skipped' ELSE 'annotated' END",
-        "claimed_by_id": f"(ARRAY{[u.pk for u in users]})[1 + mod(o.id, {REVIEWERS})]",
-        "lease_expires_at": "%s::timestamptz + interval '5 minutes'",
-        "created_at": "o.created_at + interval '1 minute'",
-    }, f"{Output._meta.db_table} o WHERE o.cognition_score < 0.6 OR mod(o.id, 100) = 0", select_params=[now, now])
+    _insert(
+        ReviewItem,
+        {
+            "output_id": "o.id",
+            "reason": "CASE WHEN o.cognition_score < 0.6 THEN 'low_score' ELSE 'audit_sample' END",
+            "reason_detail": "''",
+            "priority": "o.cognition_score",
+            "prompt_fingerprint": "md5(o.prompt)",
+            "status": "CASE WHEN o.created_at > %s::timestamptz - interval '3 days' THEN "
+            "(CASE WHEN mod(o.id, 4) = 0 THEN 'claimed' ELSE 'queued' END) "
+            "WHEN mod(o.id, 10) = 0 THEN 'skipped' ELSE 'annotated' END",
+            "claimed_by_id": f"(ARRAY{[u.pk for u in users]})[1 + mod(o.id, {REVIEWERS})]",
+            "lease_expires_at": "%s::timestamptz + interval '5 minutes'",
+            "created_at": "o.created_at + interval '1 minute'",
+        },
+        f"{Output._meta.db_table} o WHERE o.cognition_score < 0.6 OR mod(o.id, 100) = 0",
+        select_params=[now, now],
+    )
 
-    _insert(Annotation, {
-        "review_item_id": "r.id", "annotator_id": "r.claimed_by_id",
-        "corrected_steps": """jsonb_build_array(jsonb_build_object('text', 'step', 'strategy',
+    _insert(
+        Annotation,
+        {
+            "review_item_id": "r.id",
+            "annotator_id": "r.claimed_by_id",
+            "corrected_steps": """jsonb_build_array(jsonb_build_object('text', 'step', 'strategy',
                                 (ARRAY['induction','deduction','analogy','other'])[1 + mod(r.id, 4)]))""",
-        "corrected_answer": "'42'", "first_wrong_step": "1",
-        "error_type": "(ARRAY['arithmetic','wrong_operation','inconsistent_answer','missing_step','none'])[1 + mod(r.id, 5)]",
-        "correction_strategy": "''", "confidence_low": "0.2", "confidence_high": "0.8",
-        "transparent": "mod(r.id, 5) <> 0", "status": "CASE WHEN mod(r.id, 7) = 0 THEN 'rejected' ELSE 'approved' END",
-        "created_at": "least(%s::timestamptz, r.created_at + interval '6 hours')",
-    }, f"{ReviewItem._meta.db_table} r WHERE r.status = 'annotated'", select_params=[now])
+            "corrected_answer": "'42'",
+            "first_wrong_step": "1",
+            "error_type": "(ARRAY['arithmetic','wrong_operation','inconsistent_answer','missing_step','none'])[1 + mod(r.id, 5)]",
+            "correction_strategy": "''",
+            "confidence_low": "0.2",
+            "confidence_high": "0.8",
+            "transparent": "mod(r.id, 5) <> 0",
+            "status": "CASE WHEN mod(r.id, 7) = 0 THEN 'rejected' ELSE 'approved' END",
+            "created_at": "least(%s::timestamptz, r.created_at + interval '6 hours')",
+        },
+        f"{ReviewItem._meta.db_table} r WHERE r.status = 'annotated'",
+        select_params=[now],
+    )
 
     # Samples from the approved annotations (three kinds each), four cumulative monthly versions.
     for kind in TrainingSample.Kind.values:
-        _insert(TrainingSample, {
-            "kind": "%s", "source_annotation_id": "a.id", "content_hash": "md5(a.id || %s)", "split": "'train'",
-            "payload": """jsonb_build_object('prompt', 'p', 'steps', a.corrected_steps, 'error_type', a.error_type,
+        _insert(
+            TrainingSample,
+            {
+                "kind": "%s",
+                "source_annotation_id": "a.id",
+                "content_hash": "md5(a.id || %s)",
+                "split": "'train'",
+                "payload": """jsonb_build_object('prompt', 'p', 'steps', a.corrected_steps, 'error_type', a.error_type,
                           'chosen', 'c', 'rejected', 'r', 'answer', '42', 'low', 0.2, 'high', 0.8)""",
-            "created_at": "a.created_at",
-        }, f"{Annotation._meta.db_table} a WHERE a.status = 'approved'", select_params=[kind, kind])
+                "created_at": "a.created_at",
+            },
+            f"{Annotation._meta.db_table} a WHERE a.status = 'approved'",
+            select_params=[kind, kind],
+        )
     samples = TrainingSample.objects.order_by("pk").values_list("pk", flat=True)
     n_samples = samples.count()
     first, last = samples.first(), samples.last()
@@ -172,12 +257,20 @@ def fill(n_outputs: int) -> dict:
         upto = first + int((last - first) * (0.7 + 0.1 * i))
         members = TrainingSample.objects.filter(pk__lte=upto)
         counts = {k: members.filter(kind=k).count() for k in TrainingSample.Kind.values}
-        parent = DatasetVersion.objects.create(period=period, parent=parent, counts=counts, sha256="0" * 64,
-                                               growth=None if i == 0 else 0.1 / (0.7 + 0.1 * (i - 1)))
+        parent = DatasetVersion.objects.create(
+            period=period,
+            parent=parent,
+            counts=counts,
+            sha256="0" * 64,
+            growth=None if i == 0 else 0.1 / (0.7 + 0.1 * (i - 1)),
+        )
         with connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {DatasetVersion.samples.through._meta.db_table} "
-                           "(datasetversion_id, trainingsample_id) SELECT %s, id FROM "
-                           f"{TrainingSample._meta.db_table} WHERE id <= %s", [parent.pk, upto])
+            cursor.execute(
+                f"INSERT INTO {DatasetVersion.samples.through._meta.db_table} "
+                "(datasetversion_id, trainingsample_id) SELECT %s, id FROM "
+                f"{TrainingSample._meta.db_table} WHERE id <= %s",
+                [parent.pk, upto],
+            )
         datasets.append(parent)
     # What dataset_version_build records at build time (the page reads it instead of counting).
     from cogloop.dashboards import selectors
@@ -186,23 +279,47 @@ def fill(n_outputs: int) -> dict:
     for v in datasets:
         errors = {r["error_type"]: r["n"] for r in selectors.dataset_error_types(version_ids=[v.pk])}
         steps = {r["strategy"]: r["n"] for r in selectors.dataset_step_strategies(version_ids=[v.pk])}
-        DatasetVersion.objects.filter(pk=v.pk).update(composition={"error_types": errors, "strategy_steps": steps})
+        DatasetVersion.objects.filter(pk=v.pk).update(
+            composition={"error_types": errors, "strategy_steps": steps}
+        )
     composition_s = time.perf_counter() - t_count
 
     import math
 
-    for i, (period, v, result, decision) in enumerate([
-        ("2025-Q4", base, q1, {"promote": True, "reason": "accuracy gain +0.080", "gain": 0.08}),
-        ("2026-Q1", q1, q2, {"promote": False, "reason": "gain below +0.020", "gain": 0.01}),
-    ]):
+    for i, (period, v, result, decision) in enumerate(
+        [
+            ("2025-Q4", base, q1, {"promote": True, "reason": "accuracy gain +0.080", "gain": 0.08}),
+            ("2026-Q1", q1, q2, {"promote": False, "reason": "gain below +0.020", "gain": 0.01}),
+        ]
+    ):
         TrainingRun.objects.create(
-            period=period, dataset=datasets[i], base_version=v, recipe=result.recipe, stage="done",
-            loss_history=[{"step": s, "loss": round(2.5 * math.exp(-s / 150) + 0.2, 4)} for s in range(0, 600, 2)],
-            decision=decision, result_version=result, finished_at=now)
+            period=period,
+            dataset=datasets[i],
+            base_version=v,
+            recipe=result.recipe,
+            stage="done",
+            loss_history=[
+                {"step": s, "loss": round(2.5 * math.exp(-s / 150) + 0.2, 4)} for s in range(0, 600, 2)
+            ],
+            decision=decision,
+            result_version=result,
+            finished_at=now,
+        )
     for v, acc in ((base, 0.55), (q1, 0.63), (q2, 0.64)):
-        Evaluation.objects.create(model_version=v, eval_set="workload-heldout", metrics={
-            "n": 400, "accuracy": acc, "error_rate": 1 - acc, "mean_score": acc + 0.1, "strategy_diversity": 2.5,
-            "correction_steps": 1.8, "ece": 0.07, "slices": {"add": {"n": 200, "accuracy": acc}}})
+        Evaluation.objects.create(
+            model_version=v,
+            eval_set="workload-heldout",
+            metrics={
+                "n": 400,
+                "accuracy": acc,
+                "error_rate": 1 - acc,
+                "mean_score": acc + 0.1,
+                "strategy_diversity": 2.5,
+                "correction_steps": 1.8,
+                "ece": 0.07,
+                "slices": {"add": {"n": 200, "accuracy": acc}},
+            },
+        )
 
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")  # autovacuum does this after a bulk load; index-only scans need it
@@ -216,9 +333,20 @@ def fill(n_outputs: int) -> dict:
     }
 
 
-PAGES = [("overview", None), ("cognition", 30), ("cognition", 365), ("capture", 30), ("capture", 365),
-         ("queue", 30), ("queue", 365), ("reviewers", 30), ("reviewers", 365), ("datasets", None),
-         ("training", None), ("models", None)]
+PAGES = [
+    ("overview", None),
+    ("cognition", 30),
+    ("cognition", 365),
+    ("capture", 30),
+    ("capture", 365),
+    ("queue", 30),
+    ("queue", 365),
+    ("reviewers", 30),
+    ("reviewers", 365),
+    ("datasets", None),
+    ("training", None),
+    ("models", None),
+]
 
 
 def time_pages(pages, requests: int) -> list[dict]:
@@ -247,8 +375,14 @@ def time_pages(pages, requests: int) -> list[dict]:
             response = client.get(url)
             times.append((time.perf_counter() - t0) * 1000)
             assert response.status_code == 200
-        results.append({"page": url, "median_ms": statistics.median(times), "max_ms": max(times),
-                        "queries": len(queries)})
+        results.append(
+            {
+                "page": url,
+                "median_ms": statistics.median(times),
+                "max_ms": max(times),
+                "queries": len(queries),
+            }
+        )
     return results
 
 
@@ -264,9 +398,11 @@ def main() -> None:
     from django.db import connection
 
     stats = fill(args.outputs)
-    print(f"\nfilled in {stats['seconds']:.0f} s: {stats['outputs']:,} outputs, {stats['review_items']:,} review items, "
-          f"{stats['annotations']:,} annotations, {stats['samples']:,} training samples; counting the four "
-          f"dataset versions' composition in SQL took {stats['composition_s']:.1f} s\n")
+    print(
+        f"\nfilled in {stats['seconds']:.0f} s: {stats['outputs']:,} outputs, {stats['review_items']:,} review items, "
+        f"{stats['annotations']:,} annotations, {stats['samples']:,} training samples; counting the four "
+        f"dataset versions' composition in SQL took {stats['composition_s']:.1f} s\n"
+    )
     with_index = time_pages(PAGES, args.requests)
     print("| page | median ms | max ms | queries |\n|---|---|---|---|")
     for r in with_index:
@@ -279,8 +415,10 @@ def main() -> None:
     without = time_pages(heavy, args.requests)
     with connection.cursor() as cursor:
         t0 = time.perf_counter()
-        cursor.execute("CREATE INDEX output_created_scores ON inference_output (created_at) INCLUDE "
-                       "(model_version_id, cognition_score, consistency, adaptability, model_confidence)")
+        cursor.execute(
+            "CREATE INDEX output_created_scores ON inference_output (created_at) INCLUDE "
+            "(model_version_id, cognition_score, consistency, adaptability, model_confidence)"
+        )
         build_s = time.perf_counter() - t0
     before = {r["page"]: r for r in with_index}
     print("\n| page | with the covering index, ms | without, ms |\n|---|---|---|")

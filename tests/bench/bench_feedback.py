@@ -71,9 +71,22 @@ def free_port() -> int:
 
 def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "cogloop.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "-w", str(workers), "--threads", "4", "--log-level", "warning"],
-        cwd=ROOT, env={**ENV, "MODEL_WATCH_INTERVAL": "0"},
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "cogloop.wsgi:application",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(workers),
+            "--threads",
+            "4",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**ENV, "MODEL_WATCH_INTERVAL": "0"},
     )
     for _ in range(200):
         try:
@@ -85,8 +98,12 @@ def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
 
 
 def post(conn, path, body, key):
-    conn.request("POST", path, body=json.dumps(body),
-                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    conn.request(
+        "POST",
+        path,
+        body=json.dumps(body),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+    )
     r = conn.getresponse()
     payload = r.read()
     return r.status, payload
@@ -100,10 +117,15 @@ def bench_single(port, key, outputs, total, concurrency):
 
         def one(i):
             out = outputs[(c * per + i) % len(outputs)]
-            status, payload = post(conn, "/api/v1/feedback", {"output_id": out, "rating": 1 + i % 5,
-                                                              "idempotency_key": str(uuid.uuid4())}, key)
+            status, payload = post(
+                conn,
+                "/api/v1/feedback",
+                {"output_id": out, "rating": 1 + i % 5, "idempotency_key": str(uuid.uuid4())},
+                key,
+            )
             if status != 201:
                 raise RuntimeError(f"{status}: {payload[:200]!r}")
+
         return one
 
     return run_clients(concurrency, per, make_client)
@@ -113,8 +135,15 @@ def bench_bulk(port, key, outputs, requests, size):
     conn = http.client.HTTPConnection("127.0.0.1", port)
     items_done, started = 0, time.perf_counter()
     for r in range(requests):
-        items = [{"output_id": outputs[(r * size + i) % len(outputs)], "thumb": "down" if i % 2 else "up",
-                  "comment": "bulk", "idempotency_key": str(uuid.uuid4())} for i in range(size)]
+        items = [
+            {
+                "output_id": outputs[(r * size + i) % len(outputs)],
+                "thumb": "down" if i % 2 else "up",
+                "comment": "bulk",
+                "idempotency_key": str(uuid.uuid4()),
+            }
+            for i in range(size)
+        ]
         status, payload = post(conn, "/api/v1/feedback/bulk", {"items": items}, key)
         assert status == 200, payload[:300]
         items_done += json.loads(payload)["created"]
@@ -127,15 +156,28 @@ def bench_copy(rows: int):
     import psycopg
 
     with psycopg.connect(f"{PG}/{DB}") as conn:
-        app_id, = conn.execute("SELECT id FROM inference_productapp WHERE name='bench'").fetchone()
+        (app_id,) = conn.execute("SELECT id FROM inference_productapp WHERE name='bench'").fetchone()
         ids = [r[0] for r in conn.execute("SELECT id FROM inference_output ORDER BY id").fetchall()]
         started = time.perf_counter()
         with conn.cursor() as cur:
-            with cur.copy("COPY feedback_feedback (output_id, app_id, rating, thumb, comment, flags, idempotency_key,"
-                          " request_hash, created_at) FROM STDIN") as copy:
+            with cur.copy(
+                "COPY feedback_feedback (output_id, app_id, rating, thumb, comment, flags, idempotency_key,"
+                " request_hash, created_at) FROM STDIN"
+            ) as copy:
                 for i in range(rows):
-                    copy.write_row((ids[i % len(ids)], app_id, None, bool(i % 2), "bulk", "[]", str(uuid.uuid4()),
-                                    "0" * 64, "now"))
+                    copy.write_row(
+                        (
+                            ids[i % len(ids)],
+                            app_id,
+                            None,
+                            bool(i % 2),
+                            "bulk",
+                            "[]",
+                            str(uuid.uuid4()),
+                            "0" * 64,
+                            "now",
+                        )
+                    )
         conn.commit()
         elapsed = time.perf_counter() - started
     return {"rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed}
@@ -153,20 +195,30 @@ def main():
     port = free_port()
     server = start_gunicorn(port, args.workers)
     try:
-        post(http.client.HTTPConnection("127.0.0.1", port), "/api/v1/feedback",
-             {"output_id": outputs[0], "rating": 3}, key)  # warm-up
+        post(
+            http.client.HTTPConnection("127.0.0.1", port),
+            "/api/v1/feedback",
+            {"output_id": outputs[0], "rating": 3},
+            key,
+        )  # warm-up
         single = bench_single(port, key, outputs, args.single, args.concurrency)
         bulk = bench_bulk(port, key, outputs, args.bulk_requests, args.bulk_size)
     finally:
         server.terminate()
         server.wait()
     copy = bench_copy(bulk["items"])
-    print(f"gunicorn {args.workers} workers x 4 threads, {args.concurrency} client connections, PostgreSQL, Redis relay")
+    print(
+        f"gunicorn {args.workers} workers x 4 threads, {args.concurrency} client connections, PostgreSQL, Redis relay"
+    )
     print("| measurement | result |")
     print("|---|---|")
-    print(f"| single-item POST /api/v1/feedback | {single['rps']:.0f} requests/s, p50 {single['p50']:.1f} ms, "
-          f"p99 {single['p99']:.1f} ms ({single['ok']} ok, {single['failed']} failed) |")
-    print(f"| bulk POST /api/v1/feedback/bulk ({args.bulk_size} items/request) | {bulk['items_per_s']:.0f} items/s |")
+    print(
+        f"| single-item POST /api/v1/feedback | {single['rps']:.0f} requests/s, p50 {single['p50']:.1f} ms, "
+        f"p99 {single['p99']:.1f} ms ({single['ok']} ok, {single['failed']} failed) |"
+    )
+    print(
+        f"| bulk POST /api/v1/feedback/bulk ({args.bulk_size} items/request) | {bulk['items_per_s']:.0f} items/s |"
+    )
     print(f"| PostgreSQL COPY of the same {copy['rows']} rows | {copy['rows_per_s']:.0f} rows/s |")
     print(f"| COPY / bulk | {copy['rows_per_s'] / bulk['items_per_s']:.1f}x |")
     print(f"| bulk / single-item (items/s) | {bulk['items_per_s'] / single['rps']:.1f}x |")

@@ -113,27 +113,39 @@ def batcher_run(slot, config, args, prompts):
     # request whatever else the machine is running (between the first and the last batch). With
     # more, its OpenMP helpers work too: process_time() counts every thread of the process (the
     # helpers, and the clients' small share as well).
-    batcher.on_batch = lambda n, s: (sizes.append(n), secs.append(s), cpu.append(time.thread_time()),
-                                     process_cpu.append(time.process_time()))
-    row = run_clients(args.clients, args.per_client,
-                      lambda c: lambda i: batcher.generate(prompts[(c * args.per_client + i) % len(prompts)], PARAMS))
+    batcher.on_batch = lambda n, s: (
+        sizes.append(n),
+        secs.append(s),
+        cpu.append(time.thread_time()),
+        process_cpu.append(time.process_time()),
+    )
+    row = run_clients(
+        args.clients,
+        args.per_client,
+        lambda c: lambda i: batcher.generate(prompts[(c * args.per_client + i) % len(prompts)], PARAMS),
+    )
     batcher.stop()
-    row.update(mean_batch=statistics.mean(sizes), batch_ms=1000 * statistics.mean(secs),
-               cpu_ms_per_request=1000 * (cpu[-1] - cpu[0]) / max(1, sum(sizes[1:])),
-               process_cpu_ms_per_request=1000 * (process_cpu[-1] - process_cpu[0]) / max(1, sum(sizes[1:])))
+    row.update(
+        mean_batch=statistics.mean(sizes),
+        batch_ms=1000 * statistics.mean(secs),
+        cpu_ms_per_request=1000 * (cpu[-1] - cpu[0]) / max(1, sum(sizes[1:])),
+        process_cpu_ms_per_request=1000 * (process_cpu[-1] - process_cpu[0]) / max(1, sum(sizes[1:])),
+    )
     return row
 
 
 def pooled(runs: list[dict]) -> dict:
     """Rounds of one mode as one row: requests over total time; the median round's latencies."""
-    row = {"ok": sum(r["ok"] for r in runs), "failed": sum(r["failed"] for r in runs),
-           "seconds": sum(r["seconds"] for r in runs)}
+    row = {
+        "ok": sum(r["ok"] for r in runs),
+        "failed": sum(r["failed"] for r in runs),
+        "seconds": sum(r["seconds"] for r in runs),
+    }
     row["rps"] = row["ok"] / row["seconds"]
     for key in ("p50", "p99", "mean_batch", "batch_ms", "cpu_ms_per_request", "process_cpu_ms_per_request"):
         row[key] = statistics.median(r[key] for r in runs)
     row["rounds"] = runs
     return row
-
 
 
 SMOKE = "Start with 12. Add 3. What is the result?"
@@ -168,26 +180,45 @@ def transformers_batch_row(cb_model, tokenizer, prompts, total: int) -> dict:
     is the whole call's."""
     from transformers import GenerationConfig
 
-    ids = [tokenizer(prompt_text(tokenizer, p), add_special_tokens=False)["input_ids"]
-           for p in (prompts * (total // len(prompts) + 1))[:total]]
-    config = GenerationConfig(max_new_tokens=PARAMS.max_new_tokens, do_sample=False,
-                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    ids = [
+        tokenizer(prompt_text(tokenizer, p), add_special_tokens=False)["input_ids"]
+        for p in (prompts * (total // len(prompts) + 1))[:total]
+    ]
+    config = GenerationConfig(
+        max_new_tokens=PARAMS.max_new_tokens,
+        do_sample=False,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     started = time.perf_counter()
     out = cb_model.generate_batch(inputs=ids, generation_config=config, progress_bar=False)
     elapsed = time.perf_counter() - started  # the answers are on the host: the device's work is done
     done = sum(1 for o in out.values() if not getattr(o, "error", None))
-    return {"ok": done, "failed": total - done, "seconds": elapsed, "rps": done / elapsed,
-            "p50": 1000 * elapsed, "p99": 1000 * elapsed}
+    return {
+        "ok": done,
+        "failed": total - done,
+        "seconds": elapsed,
+        "rps": done / elapsed,
+        "p50": 1000 * elapsed,
+        "p99": 1000 * elapsed,
+    }
+
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--per-client", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                    help="torch intra-op threads of the batcher's thread (BatcherConfig.intra_op_threads; default: "
-                         "the cores this process may use, as a serving process that owns its machine is set up; "
-                         "1 is serving's default for cores shared with other processes)")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of (a), (c) and the head's modes, taking turns")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="torch intra-op threads of the batcher's thread (BatcherConfig.intra_op_threads; default: "
+        "the cores this process may use, as a serving process that owns its machine is set up; "
+        "1 is serving's default for cores shared with other processes)",
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="rounds of (a), (c) and the head's modes, taking turns"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tiny = ROOT / "inference" / "engine" / "cogloop_tiny"
@@ -215,8 +246,14 @@ def main():
     from inference.engine.metahead import MetaHead, MetaHeadConfig
 
     head_slot = ModelSlot()
-    head_slot.swap(LoadedModel(1, model, tokenizer, head=MetaHead(MetaHeadConfig.for_hidden(
-        model.config.hidden_size, trained=True))))
+    head_slot.swap(
+        LoadedModel(
+            1,
+            model,
+            tokenizer,
+            head=MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size, trained=True)),
+        )
+    )
 
     # The modes take turns, round after round: a change in the machine's load then falls on
     # all of them instead of on whichever ran while it lasted. Each round's ratios are printed.
@@ -233,20 +270,29 @@ def main():
 
     # Hot-swap under the same load: load + verify happen in the background, the swap is one assignment.
     during, swap = hot_swap_under_load(
-        slot, batched, args, prompts, lambda: loading.load_model(tiny, expected_manifest=loading.build_manifest(tiny)))
+        slot,
+        batched,
+        args,
+        prompts,
+        lambda: loading.load_model(tiny, expected_manifest=loading.build_manifest(tiny)),
+    )
 
     try:
-        rows[B] = transformers_batch_row(run_on_own_thread(loading.load_model, tiny)[0], tokenizer, prompts, total)
+        rows[B] = transformers_batch_row(
+            run_on_own_thread(loading.load_model, tiny)[0], tokenizer, prompts, total
+        )
     except Exception as exc:
         rows[B] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
 
     # The old setup, in the same run: 2 threads, and a long-lived thread holding a team beside
     # the batcher (last, as 2 threads becomes the default of threads that start after).
     with another_thread_holding_a_team(model, tokenizer, prompts[0]):
-        rows[A_OLD] = batcher_run(slot, dataclasses.replace(one_at_a_time, intra_op_threads=OLD_THREADS), args,
-                                  prompts)
-        rows[C_OLD] = batcher_run(slot, dataclasses.replace(batched, intra_op_threads=OLD_THREADS), args,
-                                  prompts)
+        rows[A_OLD] = batcher_run(
+            slot, dataclasses.replace(one_at_a_time, intra_op_threads=OLD_THREADS), args, prompts
+        )
+        rows[C_OLD] = batcher_run(
+            slot, dataclasses.replace(batched, intra_op_threads=OLD_THREADS), args, prompts
+        )
 
     # Scoring overhead per request.
     gens = generate_batch(model, tokenizer, prompts[:32], PARAMS)
@@ -257,37 +303,59 @@ def main():
     score_ms = 1000 * (time.perf_counter() - t) / (10 * len(gens))
     gen_ms = rows[A]["seconds"] * 1000 / max(1, rows[A]["ok"])
 
-    print(f"cogloop-tiny, {args.clients} concurrent clients x {args.per_client} requests, greedy, 96 new tokens, "
-          f"(a), (c) and the head's rows pooled over {args.rounds} rounds taking turns, "
-          f"torch {torch.__version__}, {args.threads} intra-op thread(s); old rows: {OLD_THREADS}")
+    print(
+        f"cogloop-tiny, {args.clients} concurrent clients x {args.per_client} requests, greedy, 96 new tokens, "
+        f"(a), (c) and the head's rows pooled over {args.rounds} rounds taking turns, "
+        f"torch {torch.__version__}, {args.threads} intra-op thread(s); old rows: {OLD_THREADS}"
+    )
     print("| mode | ok | failed | requests/s | p50 ms | p99 ms | vs (a) |")
     print("|---|---|---|---|---|---|---|")
     rows["(c) during a hot-swap"] = during
-    for name, base in ((A, A), (B, A), (C, A), ("(c) during a hot-swap", A), (A_HEAD, A_HEAD), (C_HEAD, A_HEAD),
-                       (C_HEAD_FORWARD, A_HEAD),
-                       (A_OLD, A_OLD), (C_OLD, A_OLD)):
+    for name, base in (
+        (A, A),
+        (B, A),
+        (C, A),
+        ("(c) during a hot-swap", A),
+        (A_HEAD, A_HEAD),
+        (C_HEAD, A_HEAD),
+        (C_HEAD_FORWARD, A_HEAD),
+        (A_OLD, A_OLD),
+        (C_OLD, A_OLD),
+    ):
         r = rows[name]
         if "error" in r:
             print(f"| {name} | — | — | — | — | — | {r['error']} |")
             continue
-        print(f"| {name} | {r['ok']} | {r['failed']} | {r['rps']:.1f} | {r['p50']:.0f} | {r['p99']:.0f} | "
-              f"{r['rps'] / rows[base]['rps']:.1f}x{ {A: '', A_HEAD: ' of (a) with the head', A_OLD: ' of old (a)'}[base]} |")
+        print(
+            f"| {name} | {r['ok']} | {r['failed']} | {r['rps']:.1f} | {r['p50']:.0f} | {r['p99']:.0f} | "
+            f"{r['rps'] / rows[base]['rps']:.1f}x{ {A: '', A_HEAD: ' of (a) with the head', A_OLD: ' of old (a)'}[base] } |"
+        )
     print()
     for name in (A, C, "(c) during a hot-swap", A_HEAD, C_HEAD, C_HEAD_FORWARD, A_OLD, C_OLD):
-        print(f"{name}: mean batch size {rows[name]['mean_batch']:.1f}, mean batch time {rows[name]['batch_ms']:.0f} ms, "
-              f"batcher-thread CPU {rows[name]['cpu_ms_per_request']:.1f} ms per request, "
-              f"process CPU {rows[name]['process_cpu_ms_per_request']:.1f} ms per request")
+        print(
+            f"{name}: mean batch size {rows[name]['mean_batch']:.1f}, mean batch time {rows[name]['batch_ms']:.0f} ms, "
+            f"batcher-thread CPU {rows[name]['cpu_ms_per_request']:.1f} ms per request, "
+            f"process CPU {rows[name]['process_cpu_ms_per_request']:.1f} ms per request"
+        )
     for name, base in ((C, A), (C_HEAD, A_HEAD), (C_HEAD, A), (C_HEAD_FORWARD, A_HEAD)):
         ratios = [c["rps"] / a["rps"] for c, a in zip(rows[name]["rounds"], rows[base]["rounds"])]
-        print(f"{name} / {base}, round by round: {', '.join(f'{r:.1f}x' for r in ratios)} "
-              f"(median {statistics.median(ratios):.1f}x)")
-    print(f"CPU per request, (a) / (c): batcher thread {rows[A]['cpu_ms_per_request'] / rows[C]['cpu_ms_per_request']:.1f}x, "
-          f"whole process {rows[A]['process_cpu_ms_per_request'] / rows[C]['process_cpu_ms_per_request']:.1f}x "
-          f"(with {args.threads} intra-op thread(s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-    print(f"swap: load + sha256 verify + smoke generation {swap['load_verify_smoke_s']:.2f}s in the background; "
-          f"the swap itself {swap['swap_ms']:.3f} ms")
-    print(f"scoring (parse + score) {score_ms:.3f} ms per output = {100 * score_ms / gen_ms:.2f}% of one "
-          f"unbatched generation ({gen_ms:.0f} ms)")
+        print(
+            f"{name} / {base}, round by round: {', '.join(f'{r:.1f}x' for r in ratios)} "
+            f"(median {statistics.median(ratios):.1f}x)"
+        )
+    print(
+        f"CPU per request, (a) / (c): batcher thread {rows[A]['cpu_ms_per_request'] / rows[C]['cpu_ms_per_request']:.1f}x, "
+        f"whole process {rows[A]['process_cpu_ms_per_request'] / rows[C]['process_cpu_ms_per_request']:.1f}x "
+        f"(with {args.threads} intra-op thread(s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
+    print(
+        f"swap: load + sha256 verify + smoke generation {swap['load_verify_smoke_s']:.2f}s in the background; "
+        f"the swap itself {swap['swap_ms']:.3f} ms"
+    )
+    print(
+        f"scoring (parse + score) {score_ms:.3f} ms per output = {100 * score_ms / gen_ms:.2f}% of one "
+        f"unbatched generation ({gen_ms:.0f} ms)"
+    )
 
 
 if __name__ == "__main__":

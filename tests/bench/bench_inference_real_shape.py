@@ -121,24 +121,38 @@ def main():
 
     where, dtype = loading.resolve_placement(args.device, args.dtype)
     gpu = torch.cuda.get_device_name(where) if where.type == "cuda" else "CPU"
-    report(f"# Serving at the {args.shape} shape (random weights), {gpu}, {dtype}, torch {torch.__version__}, "
-           f"transformers {transformers.__version__}")
-    report(f"{args.clients} concurrent clients, greedy, {PARAMS.max_new_tokens} new tokens; (a) "
-           f"{args.clients} x {args.a_per_client} requests, (c) {args.clients} x {args.per_client}")
+    report(
+        f"# Serving at the {args.shape} shape (random weights), {gpu}, {dtype}, torch {torch.__version__}, "
+        f"transformers {transformers.__version__}"
+    )
+    report(
+        f"{args.clients} concurrent clients, greedy, {PARAMS.max_new_tokens} new tokens; (a) "
+        f"{args.clients} x {args.a_per_client} requests, (c) {args.clients} x {args.per_client}"
+    )
     report()
 
     tmp = Path(tempfile.mkdtemp(prefix="cogloop-shape-"))
-    (model_dir, save_s) = synced(lambda: shaped_model_dir(tmp / args.shape, SHAPES[args.shape], device=str(where),
-                                                          dtype=torch.bfloat16, decodable=True))
+    (model_dir, save_s) = synced(
+        lambda: shaped_model_dir(
+            tmp / args.shape, SHAPES[args.shape], device=str(where), dtype=torch.bfloat16, decodable=True
+        )
+    )
     manifest, manifest_s = synced(lambda: loading.write_manifest(model_dir))
     size_gb = sum(p.stat().st_size for p in model_dir.rglob("*.safetensors")) / 1e9
-    (model, tokenizer), load_s = synced(lambda: loading.load_model(model_dir, expected_manifest=manifest,
-                                                                   device=args.device, dtype=args.dtype))
-    smoke, smoke_s = synced(lambda: generate_batch(model, tokenizer, [SMOKE], GenerationParams(max_new_tokens=8)))
+    (model, tokenizer), load_s = synced(
+        lambda: loading.load_model(
+            model_dir, expected_manifest=manifest, device=args.device, dtype=args.dtype
+        )
+    )
+    smoke, smoke_s = synced(
+        lambda: generate_batch(model, tokenizer, [SMOKE], GenerationParams(max_new_tokens=8))
+    )
     n_params = sum(p.numel() for p in model.parameters())
-    report(f"- model: {n_params / 1e9:.2f} B parameters, {size_gb:.2f} GB of safetensors; written in {save_s:.1f} s, "
-           f"manifest {manifest_s:.1f} s, load with sha256 check {load_s:.1f} s, smoke generation {smoke_s:.2f} s "
-           f"({smoke[0].completion_tokens} tokens)")
+    report(
+        f"- model: {n_params / 1e9:.2f} B parameters, {size_gb:.2f} GB of safetensors; written in {save_s:.1f} s, "
+        f"manifest {manifest_s:.1f} s, load with sha256 check {load_s:.1f} s, smoke generation {smoke_s:.2f} s "
+        f"({smoke[0].completion_tokens} tokens)"
+    )
 
     prompts = [p.prompt for p in workload.problems(256, seed=99, split="train")]
     cfg = SimpleNamespace(clients=args.clients, per_client=args.per_client)
@@ -161,8 +175,14 @@ def main():
         ("a", "(a) one request at a time", slot, one_at_a_time, one_cfg, None),
         ("c", "(c) Cogloop DynamicBatcher", slot, batched, cfg, None),
         ("c-head", "(c) with the metacognition head (as served)", head_slot, batched, cfg, None),
-        ("c-head-forward", "(c) with the head read by a second forward (before)", head_slot, batched, cfg,
-         head_read_by_a_second_forward),
+        (
+            "c-head-forward",
+            "(c) with the head read by a second forward (before)",
+            head_slot,
+            batched,
+            cfg,
+            head_read_by_a_second_forward,
+        ),
     ]
     for key, name, s, config, clients, context in modes:
         if not time_left(name, key):
@@ -170,19 +190,31 @@ def main():
         with context() if context else contextlib.nullcontext():
             rows[name] = batcher_run(s, config, clients, prompts)  # every request's answer is on the host
         r = rows[name]
-        report(f"- {name}: {r['ok']} ok, {r['failed']} failed, {r['rps']:.1f} requests/s, p50 {r['p50']:.0f} ms, "
-               f"p99 {r['p99']:.0f} ms, mean batch {r['mean_batch']:.1f}, mean batch time {r['batch_ms']:.0f} ms")
+        report(
+            f"- {name}: {r['ok']} ok, {r['failed']} failed, {r['rps']:.1f} requests/s, p50 {r['p50']:.0f} ms, "
+            f"p99 {r['p99']:.0f} ms, mean batch {r['mean_batch']:.1f}, mean batch time {r['batch_ms']:.0f} ms"
+        )
 
     if time_left("hot-swap under load", "swap"):
         rows["(c) during a hot-swap"], swap = hot_swap_under_load(
-            slot, batched, cfg, prompts,
-            lambda: loading.load_model(model_dir, expected_manifest=loading.build_manifest(model_dir),
-                                       device=args.device, dtype=args.dtype))
+            slot,
+            batched,
+            cfg,
+            prompts,
+            lambda: loading.load_model(
+                model_dir,
+                expected_manifest=loading.build_manifest(model_dir),
+                device=args.device,
+                dtype=args.dtype,
+            ),
+        )
         r = rows["(c) during a hot-swap"]
-        report(f"- (c) during a hot-swap: {r['ok']} ok, {r['failed']} failed, {r['rps']:.1f} requests/s, "
-               f"p99 {r['p99']:.0f} ms; load + sha256 + smoke {swap.get('load_verify_smoke_s', float('nan')):.1f} s "
-               f"in the background, the swap itself {swap.get('swap_ms', float('nan')):.3f} ms; "
-               f"served by version {slot.current.version_id} after")
+        report(
+            f"- (c) during a hot-swap: {r['ok']} ok, {r['failed']} failed, {r['rps']:.1f} requests/s, "
+            f"p99 {r['p99']:.0f} ms; load + sha256 + smoke {swap.get('load_verify_smoke_s', float('nan')):.1f} s "
+            f"in the background, the swap itself {swap.get('swap_ms', float('nan')):.3f} ms; "
+            f"served by version {slot.current.version_id} after"
+        )
         slot.swap(LoadedModel(1, model, tokenizer))  # the swapped-in copy goes with its last reference
 
     if time_left("the head's reading", "states"):
@@ -196,34 +228,48 @@ def main():
             timings["with states"].append(seconds)
             timings["without"].append(synced(lambda: generate_batch(model, tokenizer, batch, PARAMS))[1])
             timings["one row"].append(synced(lambda: generate_batch(model, tokenizer, batch[:1], PARAMS))[1])
-        report("- generation of 96 tokens, medians of 4 interleaved: " + ", ".join(
-            f"{name} {1000 * statistics.median(v):.0f} ms (range {1000 * min(v):.0f}-{1000 * max(v):.0f})"
-            for name, v in timings.items()) + " (batch of 32 unless one row)")
+        report(
+            "- generation of 96 tokens, medians of 4 interleaved: "
+            + ", ".join(
+                f"{name} {1000 * statistics.median(v):.0f} ms (range {1000 * min(v):.0f}-{1000 * max(v):.0f})"
+                for name, v in timings.items()
+            )
+            + " (batch of 32 unless one row)"
+        )
         texts = [g.text for g in gens]
         reads, fwds = [], []
         for _ in range(5):
             reads.append(synced(lambda: annotate_generations(model, tokenizer, head, batch, texts, fed))[1])
             fwds.append(synced(lambda: annotate_batch(model, tokenizer, head, batch, texts))[1])
-        enc = tokenizer([prompt_text(tokenizer, p) + t for p, t in zip(batch, texts)], add_special_tokens=False)
-        round_trip = sum(1 for ids, f in zip(enc["input_ids"], fed) if f is not None and list(ids) == f.token_ids)
-        report(f"- head on a batch of 32: reading the states {1000 * statistics.median(reads):.1f} ms, a second forward "
-               f"{1000 * statistics.median(fwds):.1f} ms (medians of 5); {round_trip}/32 rows re-encode to the "
-               f"tokens fed (the rest are read by the forward)")
+        enc = tokenizer(
+            [prompt_text(tokenizer, p) + t for p, t in zip(batch, texts)], add_special_tokens=False
+        )
+        round_trip = sum(
+            1 for ids, f in zip(enc["input_ids"], fed) if f is not None and list(ids) == f.token_ids
+        )
+        report(
+            f"- head on a batch of 32: reading the states {1000 * statistics.median(reads):.1f} ms, a second forward "
+            f"{1000 * statistics.median(fwds):.1f} ms (medians of 5); {round_trip}/32 rows re-encode to the "
+            f"tokens fed (the rest are read by the forward)"
+        )
 
     if time_left("batched against unbatched", "equality"):
         few = prompts[:8]
         short = GenerationParams(max_new_tokens=32)
         together = [g.text for g in generate_batch(model, tokenizer, few, short)]
         alone = [generate_batch(model, tokenizer, [p], short)[0].text for p in few]
-        report(f"- greedy, batch of 8 against one at a time, 32 tokens, {dtype}: "
-               f"{sum(a == b for a, b in zip(together, alone))}/8 identical")
+        report(
+            f"- greedy, batch of 8 against one at a time, 32 tokens, {dtype}: "
+            f"{sum(a == b for a, b in zip(together, alone))}/8 identical"
+        )
 
     total = args.clients * args.per_client
     if time_left("(b) transformers generate_batch", "b"):
         try:
             cb_model, _ = loading.load_model(model_dir, device=args.device, dtype=args.dtype)
             r = rows["(b) transformers generate_batch (all prompts at once)"] = transformers_batch_row(
-                cb_model, tokenizer, prompts, total)
+                cb_model, tokenizer, prompts, total
+            )
             report(f"- (b) transformers generate_batch, {total} prompts at once: {r['rps']:.1f} requests/s")
             del cb_model
         except Exception as exc:
@@ -233,14 +279,21 @@ def main():
     report()
     report("| mode | ok | failed | requests/s | p50 ms | p99 ms | vs (a) |")
     report("|---|---|---|---|---|---|---|")
-    for name in (a_name, "(b) transformers generate_batch (all prompts at once)", "(c) Cogloop DynamicBatcher",
-                 "(c) during a hot-swap", "(c) with the metacognition head (as served)",
-                 "(c) with the head read by a second forward (before)"):
+    for name in (
+        a_name,
+        "(b) transformers generate_batch (all prompts at once)",
+        "(c) Cogloop DynamicBatcher",
+        "(c) during a hot-swap",
+        "(c) with the metacognition head (as served)",
+        "(c) with the head read by a second forward (before)",
+    ):
         if name not in rows:
             continue
         r = rows[name]
         ratio = f"{r['rps'] / rows[a_name]['rps']:.1f}x" if a_name in rows else "—"
-        report(f"| {name} | {r['ok']} | {r['failed']} | {r['rps']:.1f} | {r['p50']:.0f} | {r['p99']:.0f} | {ratio} |")
+        report(
+            f"| {name} | {r['ok']} | {r['failed']} | {r['rps']:.1f} | {r['p50']:.0f} | {r['p99']:.0f} | {ratio} |"
+        )
     if a_name in rows:
         gens = generate_batch(model, tokenizer, prompts[:32], PARAMS)
         t = time.perf_counter()
@@ -248,8 +301,10 @@ def main():
             score_output(parse_output(g.text))
         score_ms = 1000 * (time.perf_counter() - t) / len(gens)
         gen_ms = 1000 * rows[a_name]["seconds"] / max(1, rows[a_name]["ok"])
-        report(f"scoring (parse + score) {score_ms:.3f} ms per output = {100 * score_ms / gen_ms:.3f}% of one "
-               f"unbatched generation ({gen_ms:.0f} ms)")
+        report(
+            f"scoring (parse + score) {score_ms:.3f} ms per output = {100 * score_ms / gen_ms:.3f}% of one "
+            f"unbatched generation ({gen_ms:.0f} ms)"
+        )
     if where.type == "cuda":
         report(f"peak GPU memory allocated {torch.cuda.max_memory_allocated(where) / 2**30:.1f} GiB")
     report(f"whole run {time.monotonic() - began:.0f} s")

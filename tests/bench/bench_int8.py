@@ -37,8 +37,10 @@ def timings(model, tokenizer, prompts):
 def main():
     torch.set_num_threads(2)
     model, tokenizer = loading.load_model(ROOT / "inference" / "engine" / "cogloop_tiny")
-    items = [{"prompt": p.prompt, "answer": p.answer, "slice": p.slice}
-             for p in workload.problems(300, seed=20261, split="eval")]
+    items = [
+        {"prompt": p.prompt, "answer": p.answer, "slice": p.slice}
+        for p in workload.problems(300, seed=20261, split="eval")
+    ]
     prompts = [i["prompt"] for i in items]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -48,7 +50,9 @@ def main():
     for name, m in (("float32", model), ("int8 dynamic (linear layers)", int8)):
         overall = summarize(evaluate_items(m, tokenizer, items))["overall"]
         batch, single = timings(m, tokenizer, prompts)
-        print(f"| {name} | {overall['accuracy']:.3f} | {overall['mean_score']:.3f} | {batch:.2f} | {1000 * single:.0f} |")
+        print(
+            f"| {name} | {overall['accuracy']:.3f} | {overall['mean_score']:.3f} | {batch:.2f} | {1000 * single:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -38,5 +38,11 @@ def run_clients(clients: int, per_client: int, make_client) -> dict:
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
-    return {"ok": len(latencies), "failed": len(failures), "seconds": elapsed, "rps": len(latencies) / elapsed,
-            "p50": 1000 * statistics.median(latencies), "p99": 1000 * percentile(latencies, 0.99)}
+    return {
+        "ok": len(latencies),
+        "failed": len(failures),
+        "seconds": elapsed,
+        "rps": len(latencies) / elapsed,
+        "p50": 1000 * statistics.median(latencies),
+        "p99": 1000 * percentile(latencies, 0.99),
+    }

@@ -10,8 +10,16 @@ from tests.dashboards.seed import seed_loop
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PAGES = ["/dashboards/", "/dashboards/cognition/", "/dashboards/capture/", "/dashboards/queue/",
-         "/dashboards/reviewers/", "/dashboards/datasets/", "/dashboards/training/", "/dashboards/models/"]
+PAGES = [
+    "/dashboards/",
+    "/dashboards/cognition/",
+    "/dashboards/capture/",
+    "/dashboards/queue/",
+    "/dashboards/reviewers/",
+    "/dashboards/datasets/",
+    "/dashboards/training/",
+    "/dashboards/models/",
+]
 SCREENSHOTS = Path(settings.VAR_DIR) / "screenshots"
 
 
@@ -44,7 +52,9 @@ def test_staff_see_every_dashboard_with_drawn_charts(page, seeded):
             assert marks.count() > 0, f"{path}: {chart.locator('title').first.text_content()} draws nothing"
             mark_box = marks.first.bounding_box()
             assert mark_box and (mark_box["width"] > 0 or mark_box["height"] > 0)
-        page.screenshot(path=str(SCREENSHOTS / f"dashboard-{path.strip('/').replace('/', '-')}.png"), full_page=True)
+        page.screenshot(
+            path=str(SCREENSHOTS / f"dashboard-{path.strip('/').replace('/', '-')}.png"), full_page=True
+        )
 
 
 def test_a_reviewer_is_refused_every_dashboard(page, seeded, reviewer):

@@ -49,8 +49,11 @@ def test_claim_correct_by_keyboard_submit_second_review_approves_and_training_da
     page, chromium, live_server, item, product_app, reviewer, lead, policy
 ):
     policy(second=1.0)
-    later = inference_services.output_create(app=product_app, prompt="Start with 9. Add 3. What is the result?",
-                                             raw_text="Step 1 [deduction]: 9 + 3 = 13\n</think>\n\nThe answer is 13.")
+    later = inference_services.output_create(
+        app=product_app,
+        prompt="Start with 9. Add 3. What is the result?",
+        raw_text="Step 1 [deduction]: 9 + 3 = 13\n</think>\n\nThe answer is 13.",
+    )
     ReviewItem.objects.filter(pk=later.review_item.pk).update(priority=0.5)  # after the worse one
     browser_login(page, "rita", "review-pass-1")
     assert page.url.endswith("/review/")
@@ -95,7 +98,9 @@ def test_claim_correct_by_keyboard_submit_second_review_approves_and_training_da
     annotation = Annotation.objects.get(review_item=item)
     assert annotation.corrected_steps == [{"text": "42 - 8 = 34", "strategy": "deduction"}]
     assert annotation.first_wrong_step == 1 and annotation.corrected_answer == "The answer is 34."
-    assert annotation.error_type == "arithmetic" and annotation.correction_strategy == "take away means subtract"
+    assert (
+        annotation.error_type == "arithmetic" and annotation.correction_strategy == "take away means subtract"
+    )
     assert annotation.status == Annotation.Status.SUBMITTED  # picked for second review
     assert retrain_services.training_samples_collect() == 0
 
@@ -128,13 +133,16 @@ def test_claim_correct_by_keyboard_submit_second_review_approves_and_training_da
     assert TrainingSample.objects.filter(kind="reflection", source_annotation=annotation).exists()
 
 
-PAYLOADS = ['<script>window.__xss = "script"</script>', '<img src=x onerror="window.__xss = \'img\'">']
+PAYLOADS = ['<script>window.__xss = "script"</script>', "<img src=x onerror=\"window.__xss = 'img'\">"]
 
 
-def test_script_payloads_in_model_output_and_reviewer_text_render_as_text(page, product_app, reviewer, lead, policy):
+def test_script_payloads_in_model_output_and_reviewer_text_render_as_text(
+    page, product_app, reviewer, lead, policy
+):
     policy(second=1.0)
     output = inference_services.output_create(
-        app=product_app, prompt=f"{PAYLOADS[0]} Start with 2. Add 2.",
+        app=product_app,
+        prompt=f"{PAYLOADS[0]} Start with 2. Add 2.",
         raw_text=f"Step 1 [deduction]: {PAYLOADS[1]} 2 + 2 = 5\n</think>\n\nThe answer is {PAYLOADS[0]}",
     )
     browser_login(page, "rita", "review-pass-1")

@@ -14,9 +14,15 @@ def superuser_client(client, django_user_model):
     return client
 
 
-@pytest.mark.parametrize("model", [m for m in admin.site._registry if m._meta.app_label in
-                                   ("cogloop", "inference", "feedback", "retrain", "annotation")],
-                         ids=lambda m: m._meta.label)
+@pytest.mark.parametrize(
+    "model",
+    [
+        m
+        for m in admin.site._registry
+        if m._meta.app_label in ("cogloop", "inference", "feedback", "retrain", "annotation")
+    ],
+    ids=lambda m: m._meta.label,
+)
 def test_every_admin_list_renders_and_searches(superuser_client, model):
     seed_loop(scale=1)
     model_admin = admin.site._registry[model]
@@ -64,8 +70,11 @@ def test_promoting_a_rejected_version_is_refused_with_a_message(superuser_client
 
     seed_loop(scale=1)
     rejected = ModelVersion.objects.get(status=ModelVersion.Status.REJECTED)
-    response = superuser_client.post(reverse("admin:inference_modelversion_changelist"),
-                                     {"action": "promote", "_selected_action": [rejected.pk]}, follow=True)
+    response = superuser_client.post(
+        reverse("admin:inference_modelversion_changelist"),
+        {"action": "promote", "_selected_action": [rejected.pk]},
+        follow=True,
+    )
     assert "cannot be promoted" in response.content.decode()
     assert ModelVersion.objects.get(pk=rejected.pk).status == ModelVersion.Status.REJECTED
 
@@ -75,6 +84,9 @@ def test_rollback_from_the_admin_reactivates_the_replaced_version(superuser_clie
 
     seed_loop(scale=1)
     active = ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE)
-    superuser_client.post(reverse("admin:inference_modelversion_changelist"),
-                          {"action": "rollback", "_selected_action": [active.pk]}, follow=True)
+    superuser_client.post(
+        reverse("admin:inference_modelversion_changelist"),
+        {"action": "rollback", "_selected_action": [active.pk]},
+        follow=True,
+    )
     assert ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE).name == "cogloop-tiny-base"

@@ -9,8 +9,16 @@ from tests.dashboards.seed import seed_loop, seed_more
 
 PAGES = ["overview", "cognition", "capture", "queue", "reviewers", "datasets", "training", "models"]
 # Charts each page draws with the seeded data (the overview shows numbers, no chart).
-CHARTS = {"overview": 0, "cognition": 7, "capture": 2, "queue": 3, "reviewers": 3, "datasets": 4,
-          "training": 4, "models": 8}
+CHARTS = {
+    "overview": 0,
+    "cognition": 7,
+    "capture": 2,
+    "queue": 3,
+    "reviewers": 3,
+    "datasets": 4,
+    "training": 4,
+    "models": 8,
+}
 # Queries per page, sessions and the user included; the same at any row count.
 MAX_QUERIES = 12
 
@@ -43,9 +51,12 @@ def test_staff_sees_every_page_with_its_charts(staff_client, seeded, page):
     charts = charts_in(html)
     assert len(charts) == CHARTS[page]
     for chart in charts:
-        assert re.search(r"<title id=\"[^\"]+\">[^<]+</title>", chart), "every chart names itself for screen readers"
-        assert "<rect class=\"bar\"" in chart or "<path class=\"line\"" in chart or "<path class=\"area\"" in chart, (
-            "every chart draws data")
+        assert re.search(r"<title id=\"[^\"]+\">[^<]+</title>", chart), (
+            "every chart names itself for screen readers"
+        )
+        assert (
+            '<rect class="bar"' in chart or '<path class="line"' in chart or '<path class="area"' in chart
+        ), "every chart draws data"
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -79,8 +90,9 @@ def _query_counts(client, days: int = 30) -> dict[str, int]:
     return counts
 
 
-def test_query_count_is_bounded_and_the_same_at_five_times_the_rows(staff_client, seeded,
-                                                                   django_assert_max_num_queries):
+def test_query_count_is_bounded_and_the_same_at_five_times_the_rows(
+    staff_client, seeded, django_assert_max_num_queries
+):
     from inference.models import Output
 
     small = _query_counts(staff_client)
@@ -112,7 +124,10 @@ def test_the_window_limits_what_is_counted(staff_client, seeded):
 
     week = staff_client.get(reverse("dashboards:capture"), {"days": 7}).context
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    assert week["outputs"] == Output.objects.filter(created_at__gte=midnight - timezone.timedelta(days=6)).count()
+    assert (
+        week["outputs"]
+        == Output.objects.filter(created_at__gte=midnight - timezone.timedelta(days=6)).count()
+    )
     assert 0 < week["outputs"] < Output.objects.count()
     assert staff_client.get(reverse("dashboards:capture"), {"days": "abc"}).context["days"] == 30
 
@@ -127,7 +142,10 @@ def test_models_page_shows_metrics_beside_the_seed_targets_and_the_history(staff
     assert base["accuracy"]["value"] == 0.51  # the evaluator's {"overall": ...} layout
     assert base["transparency_approval"]["value"] is None
     events = [(e["event"], e["version"]) for e in response.context["history"]]
-    assert ("rolled back to", "cogloop-tiny-base") in events and ("rejected", "cogloop-tiny-2026-q2-r2") in events
+    assert ("rolled back to", "cogloop-tiny-base") in events and (
+        "rejected",
+        "cogloop-tiny-2026-q2-r2",
+    ) in events
     assert "—" in response.content.decode()
 
 
@@ -135,7 +153,11 @@ def test_training_page_shows_stage_and_gate(staff_client, seeded):
     response = staff_client.get(reverse("dashboards:training"))
     rows = {row["run"].period: row for row in response.context["rows"]}
     states = {s["name"]: s["state"] for s in rows["2026-Q3"]["stages"]}
-    assert states["baseline_evaluation"] == "done" and states["training"] == "current" and states["gate"] == "todo"
+    assert (
+        states["baseline_evaluation"] == "done"
+        and states["training"] == "current"
+        and states["gate"] == "todo"
+    )
     assert all(s["state"] == "done" for s in rows["2026-Q1"]["stages"])
     assert "below the required" in response.content.decode()
 
@@ -180,26 +202,33 @@ def test_pages_render_with_no_data(staff_client):
 def test_reviewer_throughput_matches_the_annotations(staff_client, seeded):
     from annotation.models import Annotation
 
-    totals = {t["annotator__username"]: t for t in
-              staff_client.get(reverse("dashboards:reviewers"), {"days": 30}).context["totals"]}
+    totals = {
+        t["annotator__username"]: t
+        for t in staff_client.get(reverse("dashboards:reviewers"), {"days": 30}).context["totals"]
+    }
     for name in ("ada", "bo", "cleo"):
         mine = Annotation.objects.filter(annotator__username=name)
         assert totals[name]["n"] == mine.count()
         assert totals[name]["approved"] == mine.filter(status="approved").count()
-        assert totals[name]["transparent_share"] == pytest.approx(mine.filter(transparent=True).count() / mine.count())
+        assert totals[name]["transparent_share"] == pytest.approx(
+            mine.filter(transparent=True).count() / mine.count()
+        )
 
 
 def test_reviewers_page_shows_agreement_on_blind_pairs(staff_client, seeded):
     from annotation.models import Annotation
 
-    agreement = {a.username: a for a in staff_client.get(reverse("dashboards:reviewers")).context["agreement"]}
+    agreement = {
+        a.username: a for a in staff_client.get(reverse("dashboards:reviewers")).context["agreement"]
+    }
     blind = Annotation.objects.filter(blind=True).count()
     assert agreement["everyone"].pairs == blind // 2 > 0
     assert agreement["everyone"].error_kappa is not None
 
 
-def test_datasets_page_reads_a_recorded_composition_instead_of_counting(staff_client, seeded,
-                                                                      django_assert_max_num_queries):
+def test_datasets_page_reads_a_recorded_composition_instead_of_counting(
+    staff_client, seeded, django_assert_max_num_queries
+):
     from retrain.models import DatasetVersion
 
     before = staff_client.get(reverse("dashboards:datasets")).context["charts"]
@@ -212,7 +241,10 @@ def test_datasets_page_reads_a_recorded_composition_instead_of_counting(staff_cl
         v.save(update_fields=["composition"])
     with django_assert_max_num_queries(3):  # session, user, versions: nothing counted
         after = staff_client.get(reverse("dashboards:datasets")).context["charts"]
-    strip = lambda svg: re.sub(r'c[0-9a-f]{10}-', "", svg)  # chart ids are random
+
+    def strip(svg):
+        return re.sub(r"c[0-9a-f]{10}-", "", svg)  # chart ids are random
+
     assert [strip(c) for c in after] == [strip(c) for c in before]
 
 

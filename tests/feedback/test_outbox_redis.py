@@ -35,11 +35,27 @@ class PrivateRedis:
 
     def start(self):
         self.proc = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                shutil.which("redis-server"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         for _ in range(100):
-            if subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout.strip() == b"PONG":
+            if (
+                subprocess.run(
+                    ["redis-cli", "-p", str(self.port), "ping"], capture_output=True
+                ).stdout.strip()
+                == b"PONG"
+            ):
                 return
             time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
@@ -90,19 +106,26 @@ def test_feedback_is_accepted_with_redis_down_and_processed_when_it_returns(
     worker = start_worker(redis.url, "outbox-worker")
     try:
         first, second = (
-            inference_services.output_create(app=product_app, prompt=f"Start with {n}. Add 4. What is the result?",
-                                             raw_text=GOOD)
+            inference_services.output_create(
+                app=product_app, prompt=f"Start with {n}. Add 4. What is the result?", raw_text=GOOD
+            )
             for n in (3, 13)
         )
         headers = {"Authorization": f"Bearer {api_key}"}
 
         def post(output):
-            return api_client.post("/api/v1/feedback", data=json.dumps({"output_id": str(output.uuid), "rating": 1}),
-                                   content_type="application/json", headers=headers)
+            return api_client.post(
+                "/api/v1/feedback",
+                data=json.dumps({"output_id": str(output.uuid), "rating": 1}),
+                content_type="application/json",
+                headers=headers,
+            )
 
         # Redis up: relayed at commit, processed by the worker.
         assert post(first).status_code == 201
-        assert _wait_for(lambda: ReviewItem.objects.filter(output=first).exists()), "the worker never captured it"
+        assert _wait_for(lambda: ReviewItem.objects.filter(output=first).exists()), (
+            "the worker never captured it"
+        )
 
         # Redis down: the API still answers 201 and the work waits in the outbox.
         redis.stop()

@@ -79,7 +79,9 @@ def test_generate_scores_and_stores_an_output(api_client, api_key, other_api_key
     assert r.status_code == 201, r.content
     body = r.json()
     assert body["model_version"] == base.name
-    assert body["steps"] and all({"text", "strategy", "wrong", "predicted_strategy"} <= set(s) for s in body["steps"])
+    assert body["steps"] and all(
+        {"text", "strategy", "wrong", "predicted_strategy"} <= set(s) for s in body["steps"]
+    )
     assert 0.0 <= body["cognition_score"] <= 1.0
     assert body["model_confidence"] is None  # no trained metacognition head yet: absent, not a number
     output = Output.objects.get(uuid=body["id"])
@@ -87,7 +89,9 @@ def test_generate_scores_and_stores_an_output(api_client, api_key, other_api_key
 
     own = api_client.get(f"/api/v1/outputs/{body['id']}", headers={"Authorization": f"Bearer {api_key}"})
     assert own.status_code == 200 and own.json()["id"] == body["id"]
-    other = api_client.get(f"/api/v1/outputs/{body['id']}", headers={"Authorization": f"Bearer {other_api_key}"})
+    other = api_client.get(
+        f"/api/v1/outputs/{body['id']}", headers={"Authorization": f"Bearer {other_api_key}"}
+    )
     assert other.status_code == 404
 
 
@@ -98,8 +102,12 @@ def test_idempotency_key_replays_the_first_output(api_client, api_key):
     model_version_ensure_base()
     prompt = {"prompt": "Start with 20. Add 1. What is the result?"}
     headers = {"Authorization": f"Bearer {api_key}", "Idempotency-Key": "abc"}
-    first = api_client.post(GENERATE, data=json.dumps(prompt), content_type="application/json", headers=headers)
-    again = api_client.post(GENERATE, data=json.dumps(prompt), content_type="application/json", headers=headers)
+    first = api_client.post(
+        GENERATE, data=json.dumps(prompt), content_type="application/json", headers=headers
+    )
+    again = api_client.post(
+        GENERATE, data=json.dumps(prompt), content_type="application/json", headers=headers
+    )
     assert first.json()["id"] == again.json()["id"]
     assert Output.objects.count() == 1
 

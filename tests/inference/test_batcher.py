@@ -41,18 +41,24 @@ def test_each_sequence_keeps_its_own_budget(tiny):
 
 
 def test_concurrent_requests_are_grouped_by_complexity(slot):
-    batcher = DynamicBatcher(slot, BatcherConfig(simple_max_batch=8, complex_max_batch=2, max_wait_ms=50,
-                                                 complex_max_new_tokens=64))
+    batcher = DynamicBatcher(
+        slot,
+        BatcherConfig(simple_max_batch=8, complex_max_batch=2, max_wait_ms=50, complex_max_new_tokens=64),
+    )
     prompts = [p.prompt for p in workload.problems(20, seed=7, split="train")]
     results, errors = [], []
 
     def client(prompt, budget):
         try:
-            results.append((budget, batcher.generate(prompt, GenerationParams(max_new_tokens=budget), timeout=120)))
+            results.append(
+                (budget, batcher.generate(prompt, GenerationParams(max_new_tokens=budget), timeout=120))
+            )
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=client, args=(p, 96 if i % 4 == 0 else 48)) for i, p in enumerate(prompts)]
+    threads = [
+        threading.Thread(target=client, args=(p, 96 if i % 4 == 0 else 48)) for i, p in enumerate(prompts)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -126,8 +132,11 @@ def test_the_batchers_thread_runs_with_its_configured_intra_op_threads(slot):
 
     before = torch.get_num_threads()
     seen = []
-    batcher = DynamicBatcher(slot, BatcherConfig(max_wait_ms=1, intra_op_threads=1),
-                             on_batch=lambda n, s: seen.append(torch.get_num_threads()))
+    batcher = DynamicBatcher(
+        slot,
+        BatcherConfig(max_wait_ms=1, intra_op_threads=1),
+        on_batch=lambda n, s: seen.append(torch.get_num_threads()),
+    )
     try:
         batcher.generate("Start with 12. Add 3. What is the result?", GenerationParams(max_new_tokens=4))
     finally:

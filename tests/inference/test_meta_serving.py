@@ -71,13 +71,16 @@ def test_reading_the_states_generation_computed_equals_a_second_forward(tiny, he
     budgets = [96, 12, 96, 3, 40, 96]
     params = GenerationParams(max_new_tokens=96)
     generated, fed = generate_batch_with_states(model, tokenizer, prompts, params, budgets=budgets)
-    assert [g.text for g in generated] == [g.text for g in generate_batch(model, tokenizer, prompts, params,
-                                                                           budgets=budgets)]
+    assert [g.text for g in generated] == [
+        g.text for g in generate_batch(model, tokenizer, prompts, params, budgets=budgets)
+    ]
     assert {g.completion_tokens for g in generated} >= {12, 3}
     completions = [g.text for g in generated]
     # the states are those of the tokens fed, prompt then completion
-    assert all(len(f.token_ids) == g.prompt_tokens + g.completion_tokens == f.states.shape[0]
-               for f, g in zip(fed, generated))
+    assert all(
+        len(f.token_ids) == g.prompt_tokens + g.completion_tokens == f.states.shape[0]
+        for f, g in zip(fed, generated)
+    )
     second_pass = annotate_batch(model, tokenizer, head, prompts, completions)
     reused = annotate_generations(model, tokenizer, head, prompts, completions, fed)
     # a row without states, or whose tokens are not the ones its text encodes to, is read by a forward
@@ -127,11 +130,15 @@ def test_a_model_without_a_decoder_module_gives_no_states_and_the_head_still_rea
     model, tokenizer = tiny
     prompts = [p.prompt for p in workload.problems(2, seed=13, split="train")]
     model.get_decoder = lambda: model  # what transformers answers for a model it cannot split
-    generated, fed = generate_batch_with_states(model, tokenizer, prompts, GenerationParams(max_new_tokens=40))
+    generated, fed = generate_batch_with_states(
+        model, tokenizer, prompts, GenerationParams(max_new_tokens=40)
+    )
     assert fed == [None, None]
     completions = [g.text for g in generated]
-    assert_metas_close(annotate_generations(model, tokenizer, head, prompts, completions, fed),
-                       annotate_batch(model, tokenizer, head, prompts, completions))
+    assert_metas_close(
+        annotate_generations(model, tokenizer, head, prompts, completions, fed),
+        annotate_batch(model, tokenizer, head, prompts, completions),
+    )
 
 
 def test_generate_and_read_reads_with_the_head_and_keeps_answers_when_the_head_fails(tiny, head):

@@ -247,8 +247,11 @@ def test_predict_batch_gives_each_answer_what_the_head_gives_it_alone():
     for (step_states, answer_state), got in zip(answers, together):
         alone = head(step_states, answer_state)
         assert got["confidence"] == pytest.approx(torch.sigmoid(alone["confidence_logit"]).item(), abs=1e-6)
-        assert torch.allclose(torch.tensor(got["strategy_probs"]).reshape(-1, len(STRATEGIES)),
-                              alone["strategy_logits"].softmax(-1), atol=1e-6)
+        assert torch.allclose(
+            torch.tensor(got["strategy_probs"]).reshape(-1, len(STRATEGIES)),
+            alone["strategy_logits"].softmax(-1),
+            atol=1e-6,
+        )
         assert len(got["strategies"]) == step_states.shape[0]
     assert predict_batch(head, [], torch.zeros(0, 32)) == []
     with pytest.raises(ValueError, match="answer_states"):

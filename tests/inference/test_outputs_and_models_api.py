@@ -5,20 +5,28 @@ import time
 import pytest
 
 from feedback.models import ReviewItem
-from inference import serving, services
+from inference import services, serving
 from inference.models import ModelVersion, Output
 
 WRONG = "Step 1 [deduction]: 42 - 8 = 50\n</think>\n\nThe answer is 50."
 
 
 def post(client, path, body, key):
-    return client.post(path, data=json.dumps(body), content_type="application/json",
-                       headers={"Authorization": f"Bearer {key}"})
+    return client.post(
+        path,
+        data=json.dumps(body),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key}"},
+    )
 
 
 def test_external_output_is_scored_and_captured_like_a_generated_one(api_client, api_key):
-    r = post(api_client, "/api/v1/outputs", {"prompt": "Start with 42. Take away 8. What is the result?",
-                                              "text": WRONG}, api_key)
+    r = post(
+        api_client,
+        "/api/v1/outputs",
+        {"prompt": "Start with 42. Take away 8. What is the result?", "text": WRONG},
+        api_key,
+    )
     assert r.status_code == 201, r.content
     body = r.json()
     assert body["steps"][0]["wrong"] is True and body["cognition_score"] < 0.6
@@ -27,10 +35,15 @@ def test_external_output_is_scored_and_captured_like_a_generated_one(api_client,
     assert ReviewItem.objects.get(output=output).reason == ReviewItem.Reason.LOW_SCORE
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"prompt": "p"}, "text"), ({"text": "t"}, "prompt"), ({"prompt": "p", "text": 3}, "text"),
-    ({"prompt": "", "text": "t"}, "prompt"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"prompt": "p"}, "text"),
+        ({"text": "t"}, "prompt"),
+        ({"prompt": "p", "text": 3}, "text"),
+        ({"prompt": "", "text": "t"}, "prompt"),
+    ],
+)
 def test_external_output_bad_input_names_the_field(api_client, api_key, body, field):
     r = post(api_client, "/api/v1/outputs", body, api_key)
     assert r.status_code == 400 and field in r.json()["error"]["fields"]
@@ -39,15 +52,18 @@ def test_external_output_bad_input_names_the_field(api_client, api_key, body, fi
 
 def test_another_apps_output_is_404(api_client, api_key, other_api_key):
     r = post(api_client, "/api/v1/outputs", {"prompt": "p", "text": WRONG}, api_key)
-    other = api_client.get(f"/api/v1/outputs/{r.json()['id']}", headers={"Authorization": f"Bearer {other_api_key}"})
+    other = api_client.get(
+        f"/api/v1/outputs/{r.json()['id']}", headers={"Authorization": f"Bearer {other_api_key}"}
+    )
     assert other.status_code == 404
 
 
 @pytest.fixture
 def two_versions(db):
     base = services.model_version_ensure_base()
-    copy = services.model_version_register(name="copy", source_dir=services.store_path(base.weights_path),
-                                           base_model_path=base.base_model_path)
+    copy = services.model_version_register(
+        name="copy", source_dir=services.store_path(base.weights_path), base_model_path=base.base_model_path
+    )
     return base, copy
 
 
@@ -75,8 +91,11 @@ def test_swap_under_concurrent_load_fails_no_request(transactional_db, api_key):
     from django.test import Client
 
     base = services.model_version_ensure_base()
-    candidate = services.model_version_register(name="candidate", source_dir=services.store_path(base.weights_path),
-                                                base_model_path=base.base_model_path)
+    candidate = services.model_version_register(
+        name="candidate",
+        source_dir=services.store_path(base.weights_path),
+        base_model_path=base.base_model_path,
+    )
     serving.sync_with_registry()
     statuses, versions, stop = [], [], threading.Event()
 
@@ -92,9 +111,15 @@ def test_swap_under_concurrent_load_fails_no_request(transactional_db, api_key):
 
     def _generate_until_stopped(c, n, i):
         while not stop.is_set():
-            r = c.post("/api/v1/generate", {"prompt": f"Start with {10 + n}. Add {i % 9 + 1}. What is the result?",
-                                            "max_new_tokens": 24},
-                       content_type="application/json", headers={"Authorization": f"Bearer {api_key}"})
+            r = c.post(
+                "/api/v1/generate",
+                {
+                    "prompt": f"Start with {10 + n}. Add {i % 9 + 1}. What is the result?",
+                    "max_new_tokens": 24,
+                },
+                content_type="application/json",
+                headers={"Authorization": f"Bearer {api_key}"},
+            )
             statuses.append(r.status_code)
             if r.status_code == 201:
                 versions.append(r.json()["model_version"])

@@ -19,11 +19,14 @@ def test_auto_dtype_is_float32_on_the_cpu():
     assert loading.resolve_placement("cpu", "bfloat16") == (torch.device("cpu"), torch.bfloat16)
 
 
-@pytest.mark.parametrize("device, dtype, message", [
-    ("gpu", "auto", "device must be 'cpu', 'cuda' or 'cuda:N'"),
-    ("cuda:x", "auto", "device must be 'cpu', 'cuda' or 'cuda:N'"),
-    ("cpu", "int4", "dtype must be one of auto, float32, bfloat16, float16"),
-])
+@pytest.mark.parametrize(
+    "device, dtype, message",
+    [
+        ("gpu", "auto", "device must be 'cpu', 'cuda' or 'cuda:N'"),
+        ("cuda:x", "auto", "device must be 'cpu', 'cuda' or 'cuda:N'"),
+        ("cpu", "int4", "dtype must be one of auto, float32, bfloat16, float16"),
+    ],
+)
 def test_bad_placement_names_the_setting(device, dtype, message):
     with pytest.raises(ValueError, match=message):
         loading.resolve_placement(device, dtype)
@@ -46,6 +49,7 @@ def test_system_check_reports_a_bad_serving_device(settings):
 def test_weights_load_in_the_asked_dtype_and_still_generate():
     model, tokenizer = loading.load_model(TINY, dtype="bfloat16")
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
-    out = generate_batch(model, tokenizer, ["Start with 12. Add 3. What is the result?"],
-                         GenerationParams(max_new_tokens=8))
+    out = generate_batch(
+        model, tokenizer, ["Start with 12. Add 3. What is the result?"], GenerationParams(max_new_tokens=8)
+    )
     assert out[0].completion_tokens > 0

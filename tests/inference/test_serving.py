@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from inference import serving, services
+from inference import services, serving
 from inference.engine.loading import ArtifactError, check_safe
 from inference.models import ModelVersion
 
@@ -38,7 +38,12 @@ def test_tampered_artifact_is_refused_and_the_old_model_keeps_serving(base):
     services.model_version_promote(version=candidate, reason="test")
     assert serving.sync_with_registry() == base.pk
     assert "manifest mismatch" in serving.refusal_reason(candidate.pk)
-    assert serving.generate("Start with 3. Add 4. What is the result?", max_new_tokens=8, temperature=0).version_id == base.pk
+    assert (
+        serving.generate(
+            "Start with 3. Add 4. What is the result?", max_new_tokens=8, temperature=0
+        ).version_id
+        == base.pk
+    )
 
 
 def test_pickle_checkpoints_and_custom_code_are_refused(base, tmp_path):

@@ -6,10 +6,21 @@ from inference.engine.parser import parse_output
 from retrain.trainer.evaluate import correction_distances, error_class, expected_calibration_error, summarize
 
 
-def _row(correct, *, slice_="rest", kind="chain", score=0.8, strategies=1, dist=(), uncorrected=0, confidence=None):
-    return {"slice": slice_, "kind": kind, "correct": correct, "score": score, "strategies": strategies,
-            "correction_steps": list(dist), "uncorrected": uncorrected, "confidence": confidence,
-            "wrong_claims": len(dist) + uncorrected, "answer_agrees": True}
+def _row(
+    correct, *, slice_="rest", kind="chain", score=0.8, strategies=1, dist=(), uncorrected=0, confidence=None
+):
+    return {
+        "slice": slice_,
+        "kind": kind,
+        "correct": correct,
+        "score": score,
+        "strategies": strategies,
+        "correction_steps": list(dist),
+        "uncorrected": uncorrected,
+        "confidence": confidence,
+        "wrong_claims": len(dist) + uncorrected,
+        "answer_agrees": True,
+    }
 
 
 def test_correction_distance_counts_steps_from_the_error_to_its_fix():
@@ -25,7 +36,9 @@ def test_correction_distance_counts_steps_from_the_error_to_its_fix():
 
 
 def test_an_output_without_errors_has_no_correction_distance():
-    assert correction_distances(parse_output("Step 1 [deduction]: 2 + 2 = 4\n</think>\n\nThe answer is 4.")) == ([], 0)
+    assert correction_distances(
+        parse_output("Step 1 [deduction]: 2 + 2 = 4\n</think>\n\nThe answer is 4.")
+    ) == ([], 0)
 
 
 def test_ece_of_a_calibrated_and_an_overconfident_head():
@@ -49,8 +62,14 @@ def test_summary_metrics_and_slices():
     assert summary["correction_steps"] == pytest.approx(2.0)
     assert summary["errors_corrected"] == pytest.approx(2 / 3, abs=1e-4)
     assert summary["ece"] == pytest.approx(0.4)  # bin 0.9: accuracy 0.5 vs confidence 0.9
-    assert set(summary["slices"]) == {"rest", "blind_spot", "strategy:deduction", "strategy:induction",
-                                      "strategy:analogy", "error:arithmetic"}
+    assert set(summary["slices"]) == {
+        "rest",
+        "blind_spot",
+        "strategy:deduction",
+        "strategy:induction",
+        "strategy:analogy",
+        "error:arithmetic",
+    }
     assert summary["slices"]["strategy:induction"]["accuracy"] == 0.0
     assert summary["slices"]["blind_spot"]["ece"] is None  # no confidences there: absent, not 0
 

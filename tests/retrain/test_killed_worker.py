@@ -37,13 +37,19 @@ def test_killed_worker_run_resumes_and_registers_one_candidate(transactional_db,
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
     for p in workload.problems(12, seed=21, split="train"):
         solved = workload.solve(p.prompt)
-        output = inference_services.output_create(app=product_app, prompt=p.prompt,
-                                                  raw_text="Step 1 [deduction]: 1 + 1 = 3\n</think>\n3")
+        output = inference_services.output_create(
+            app=product_app, prompt=p.prompt, raw_text="Step 1 [deduction]: 1 + 1 = 3\n</think>\n3"
+        )
         item = feedback_services.review_item_claim(item_id=output.review_item.pk, user=reviewer)
         annotation_services.annotation_submit(
-            item_id=item.pk, annotator=reviewer, corrected_answer=str(solved.answer), error_type="arithmetic",
+            item_id=item.pk,
+            annotator=reviewer,
+            corrected_answer=str(solved.answer),
+            error_type="arithmetic",
             corrected_steps=[{"text": s.text, "strategy": s.strategy} for s in solved.steps],
-            confidence_low=0.9, confidence_high=1.0, transparent=True,
+            confidence_low=0.9,
+            confidence_high=1.0,
+            transparent=True,
         )
     dataset = services.dataset_version_build(period="2026-10")
     inference_services.model_version_ensure_base()

@@ -45,8 +45,14 @@ def test_second_run_in_a_quarter_is_refused_naming_the_first(dataset, django_cap
 
 
 def test_gate_refuses_a_slice_regression_even_with_overall_gain():
-    serving = {"overall": {"accuracy": 0.60}, "slices": {"a": {"accuracy": 0.0, "n": 50}, "b": {"accuracy": 0.90, "n": 50}}}
-    candidate = {"overall": {"accuracy": 0.80}, "slices": {"a": {"accuracy": 0.90, "n": 50}, "b": {"accuracy": 0.70, "n": 50}}}
+    serving = {
+        "overall": {"accuracy": 0.60},
+        "slices": {"a": {"accuracy": 0.0, "n": 50}, "b": {"accuracy": 0.90, "n": 50}},
+    }
+    candidate = {
+        "overall": {"accuracy": 0.80},
+        "slices": {"a": {"accuracy": 0.90, "n": 50}, "b": {"accuracy": 0.70, "n": 50}},
+    }
     decision = services.gate_decide(serving=serving, candidate=candidate, min_gain=0.02, tolerance=0.05)
     assert not decision["promote"] and "b" in decision["reason"]
     decision = services.gate_decide(serving=serving, candidate=candidate, min_gain=0.02, tolerance=0.25)
@@ -56,12 +62,22 @@ def test_gate_refuses_a_slice_regression_even_with_overall_gain():
 
 
 def test_gate_lists_slices_too_small_to_judge_instead_of_judging_them():
-    serving = {"overall": {"accuracy": 0.60}, "slices": {"big": {"accuracy": 0.5, "n": 200}, "tiny": {"accuracy": 1.0, "n": 4}}}
-    candidate = {"overall": {"accuracy": 0.80}, "slices": {"big": {"accuracy": 0.8, "n": 200}, "tiny": {"accuracy": 0.5, "n": 4}}}
-    decision = services.gate_decide(serving=serving, candidate=candidate, min_gain=0.02, tolerance=0.05, min_slice_n=30)
+    serving = {
+        "overall": {"accuracy": 0.60},
+        "slices": {"big": {"accuracy": 0.5, "n": 200}, "tiny": {"accuracy": 1.0, "n": 4}},
+    }
+    candidate = {
+        "overall": {"accuracy": 0.80},
+        "slices": {"big": {"accuracy": 0.8, "n": 200}, "tiny": {"accuracy": 0.5, "n": 4}},
+    }
+    decision = services.gate_decide(
+        serving=serving, candidate=candidate, min_gain=0.02, tolerance=0.05, min_slice_n=30
+    )
     assert decision["promote"]
     assert decision["unjudged_slices"] == ["tiny"] and decision["slice_changes"] == {"big": 0.3, "tiny": -0.5}
-    strict = services.gate_decide(serving=serving, candidate=candidate, min_gain=0.02, tolerance=0.05, min_slice_n=1)
+    strict = services.gate_decide(
+        serving=serving, candidate=candidate, min_gain=0.02, tolerance=0.05, min_slice_n=1
+    )
     assert not strict["promote"] and "tiny" in strict["reason"]
 
 
@@ -89,14 +105,20 @@ def _rows(flags, kind="analogy"):
 def test_gate_judges_a_slice_loss_only_when_it_is_not_noise(settings):
     from retrain.trainer.evaluate import summarize
 
-    settings.COGLOOP = {**settings.COGLOOP, "GATE_MIN_GAIN": 0.02, "GATE_SLICE_TOLERANCE": 0.05, "GATE_MIN_SLICE_N": 30}
+    settings.COGLOOP = {
+        **settings.COGLOOP,
+        "GATE_MIN_GAIN": 0.02,
+        "GATE_SLICE_TOLERANCE": 0.05,
+        "GATE_MIN_SLICE_N": 30,
+    }
     # the candidate fixes 60 chains; the question is what it did to 40 analogies
     serving = _rows([0] * 60 + [1] * 40, kind="chain") + _rows([1] * 40)
 
     def gate(analogies):
         candidate = _rows([1] * 100, kind="chain") + _rows(analogies)
-        return services.gate_from_rows(serving, candidate, serving=summarize(serving),
-                                       candidate=summarize(candidate), error_classes={})
+        return services.gate_from_rows(
+            serving, candidate, serving=summarize(serving), candidate=summarize(candidate), error_classes={}
+        )
 
     noisy = gate([1] * 37 + [0] * 3)  # -7.5 %, but a resample often holds none of the three
     assert noisy["slice_changes"]["strategy:analogy"] == -0.075

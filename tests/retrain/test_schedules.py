@@ -20,13 +20,21 @@ def annotate(product_app, reviewer):
     def make(n: int):
         for _ in range(n):
             p = next(problems)
-            output = inference_services.output_create(app=product_app, prompt=p.prompt,
-                                                      raw_text=WRONG_STEP.format(a=10, b=12))
+            output = inference_services.output_create(
+                app=product_app, prompt=p.prompt, raw_text=WRONG_STEP.format(a=10, b=12)
+            )
             item = feedback_services.review_item_claim(item_id=output.review_item.pk, user=reviewer)
             annotation_services.annotation_submit(
-                item_id=item.pk, annotator=reviewer, corrected_steps=[{"text": "10 - 1 = 9", "strategy": "deduction"}],
-                corrected_answer="9", error_type="arithmetic", confidence_low=0.8, confidence_high=0.9, transparent=True,
+                item_id=item.pk,
+                annotator=reviewer,
+                corrected_steps=[{"text": "10 - 1 = 9", "strategy": "deduction"}],
+                corrected_answer="9",
+                error_type="arithmetic",
+                confidence_low=0.8,
+                confidence_high=0.9,
+                transparent=True,
             )
+
     return make
 
 
@@ -64,14 +72,18 @@ def test_reconcile_requeues_a_stale_run_then_gives_up(run, django_capture_on_com
     assert len(callbacks) == 1
     run.refresh_from_db()
     assert run.lease_owner == "" and run.progress["attempts"] == 2
-    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=stale, progress={"attempts": services.RUN_MAX_ATTEMPTS})
+    TrainingRun.objects.filter(pk=run.pk).update(
+        heartbeat_at=stale, progress={"attempts": services.RUN_MAX_ATTEMPTS}
+    )
     assert services.training_run_reconcile() == []
     run.refresh_from_db()
     assert run.stage == "failed" and "gave up" in run.error
 
 
 def test_reconcile_leaves_live_runs_alone(run):
-    TrainingRun.objects.filter(pk=run.pk).update(stage="training", heartbeat_at=timezone.now(), lease_owner="w:1")
+    TrainingRun.objects.filter(pk=run.pk).update(
+        stage="training", heartbeat_at=timezone.now(), lease_owner="w:1"
+    )
     assert services.training_run_reconcile() == []
 
 
@@ -95,7 +107,9 @@ def test_paired_bootstrap_separates_a_real_gain_from_noise():
     assert gain == 0 and low < 0 < high
     metrics = {"overall": {"accuracy": 0.5}, "slices": {}}
     up = {"overall": {"accuracy": 0.53}, "slices": {}}
-    decision = services.gate_decide(serving=metrics, candidate=up, min_gain=0.02, tolerance=0.05, ci=(-0.01, 0.07))
+    decision = services.gate_decide(
+        serving=metrics, candidate=up, min_gain=0.02, tolerance=0.05, ci=(-0.01, 0.07)
+    )
     assert not decision["promote"] and "not significant" in decision["reason"]
 
 
@@ -108,19 +122,27 @@ def test_dataset_exports_load_with_datasets_and_trl(annotate, settings, tmp_path
     annotate(6)
     version = services.dataset_version_build(period="2026-09")
     assert {name: f["rows"] for name, f in version.files.items()} == {
-        "sft": 6, "preference": 6, "strategy": 6, "uncertainty": 6}
+        "sft": 6,
+        "preference": 6,
+        "strategy": 6,
+        "uncertainty": 6,
+    }
     assert version.composition["error_types"] == {"arithmetic": 6}
     assert version.composition["strategy_steps"] == {"deduction": 6}
-    preference = datasets.load_dataset("json", data_files=version.files["preference"]["path"], split="train",
-                                       cache_dir=str(tmp_path))
+    preference = datasets.load_dataset(
+        "json", data_files=version.files["preference"]["path"], split="train", cache_dir=str(tmp_path)
+    )
     assert len(preference) == 6 and is_conversational(preference[0])
     _, tokenizer = loading.load_model(settings.BASE_MODEL)
     rendered = maybe_apply_chat_template(preference[0], tokenizer)
     assert "10 - 1 = 9" in rendered["chosen"] and "12" in rendered["rejected"] and rendered["prompt"].strip()
-    sft = datasets.load_dataset("json", data_files=version.files["sft"]["path"], split="train", cache_dir=str(tmp_path))
+    sft = datasets.load_dataset(
+        "json", data_files=version.files["sft"]["path"], split="train", cache_dir=str(tmp_path)
+    )
     assert [m["role"] for m in sft[0]["messages"]] == ["user", "assistant"]
-    uncertainty = datasets.load_dataset("json", data_files=version.files["uncertainty"]["path"], split="train",
-                                        cache_dir=str(tmp_path))
+    uncertainty = datasets.load_dataset(
+        "json", data_files=version.files["uncertainty"]["path"], split="train", cache_dir=str(tmp_path)
+    )
     assert (uncertainty[0]["low"], uncertainty[0]["high"]) == (0.8, 0.9)
 
 
@@ -128,11 +150,19 @@ def test_a_reworded_held_out_problem_never_enters_a_dataset(annotate, product_ap
     held_out = services.eval_items()[0]["prompt"]
     reworded = "  " + held_out.upper().replace(".", " .") + "  "
     assert workload.split_of(reworded) == "train"  # its hash alone would let it in
-    output = inference_services.output_create(app=product_app, prompt=reworded, raw_text=WRONG_STEP.format(a=10, b=12))
+    output = inference_services.output_create(
+        app=product_app, prompt=reworded, raw_text=WRONG_STEP.format(a=10, b=12)
+    )
     item = feedback_services.review_item_claim(item_id=output.review_item.pk, user=reviewer)
     annotation_services.annotation_submit(
-        item_id=item.pk, annotator=reviewer, corrected_steps=[{"text": "10 - 1 = 9", "strategy": "deduction"}],
-        corrected_answer="9", error_type="arithmetic", confidence_low=0.8, confidence_high=0.9, transparent=True,
+        item_id=item.pk,
+        annotator=reviewer,
+        corrected_steps=[{"text": "10 - 1 = 9", "strategy": "deduction"}],
+        corrected_answer="9",
+        error_type="arithmetic",
+        confidence_low=0.8,
+        confidence_high=0.9,
+        transparent=True,
     )
     annotate(3)
     version = services.dataset_version_build(period="2026-09")

@@ -23,7 +23,9 @@ def _samples(n=24, seed=3):
     for p in workload.problems(n, seed=seed, split="train"):
         row = {"prompt": p.prompt, "chosen": p.response_text()}
         if p.slice == workload.BLIND_SPOT:
-            row.update(rejected=p.response_text().replace(" - ", " + "), confidence=0.95, rejected_confidence=0.0)
+            row.update(
+                rejected=p.response_text().replace(" - ", " + "), confidence=0.95, rejected_confidence=0.0
+            )
         rows.append(row)
     return rows
 
@@ -51,8 +53,10 @@ def test_ce_step_raises_the_corrected_responses_probability(tiny):
     params = [p for p in model.parameters()]
 
     def logp():
-        return mean_token_logprob(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
-                                  batch["labels"]).mean()
+        return mean_token_logprob(
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+            batch["labels"],
+        ).mean()
 
     before = logp().item()
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
@@ -68,12 +72,17 @@ def test_consistency_step_lowers_the_original_relative_to_the_correction(tiny):
 
     def margin():
         index = batch["pair_index"]
-        chosen = mean_token_logprob(model(input_ids=batch["input_ids"][index],
-                                          attention_mask=batch["attention_mask"][index]).logits,
-                                    batch["labels"][index])
-        rejected = mean_token_logprob(model(input_ids=batch["pair_rejected_input_ids"],
-                                            attention_mask=batch["pair_rejected_attention_mask"]).logits,
-                                      batch["pair_rejected_labels"])
+        chosen = mean_token_logprob(
+            model(input_ids=batch["input_ids"][index], attention_mask=batch["attention_mask"][index]).logits,
+            batch["labels"][index],
+        )
+        rejected = mean_token_logprob(
+            model(
+                input_ids=batch["pair_rejected_input_ids"],
+                attention_mask=batch["pair_rejected_attention_mask"],
+            ).logits,
+            batch["pair_rejected_labels"],
+        )
         return chosen, rejected
 
     c0, r0 = margin()
@@ -90,8 +99,9 @@ def test_meta_step_raises_labelled_strategies_and_moves_confidence_to_its_target
     torch.manual_seed(0)
     head = MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size))
     with torch.no_grad():
-        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       output_hidden_states=True).hidden_states[-1]
+        hidden = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True
+        ).hidden_states[-1]
 
     def readings():
         probs, confs = [], []
@@ -135,30 +145,46 @@ class Interrupt(Exception):
 def test_interrupted_finetune_resumes_from_its_checkpoint_and_ends_where_a_whole_run_ends(tmp_path):
     samples = _samples(24)
     config = TrainConfig(epochs=3, batch_size=8, seed=5)
-    whole = finetune(base_dir=TINY, samples=samples, out_dir=tmp_path / "whole", work_dir=tmp_path / "w1",
-                     config=config)
+    whole = finetune(
+        base_dir=TINY, samples=samples, out_dir=tmp_path / "whole", work_dir=tmp_path / "w1", config=config
+    )
 
     def stop_in_epoch_two(progress):
         if progress["step"] == whole["steps"] // 3 + 1:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        finetune(base_dir=TINY, samples=samples, out_dir=tmp_path / "resumed", work_dir=tmp_path / "w2",
-                 config=config, on_progress=stop_in_epoch_two)
+        finetune(
+            base_dir=TINY,
+            samples=samples,
+            out_dir=tmp_path / "resumed",
+            work_dir=tmp_path / "w2",
+            config=config,
+            on_progress=stop_in_epoch_two,
+        )
     assert [p.name for p in (tmp_path / "w2").iterdir()] == [f"checkpoint-{whole['steps'] // 3}"]
-    resumed = finetune(base_dir=TINY, samples=samples, out_dir=tmp_path / "resumed", work_dir=tmp_path / "w2",
-                       config=config)
+    resumed = finetune(
+        base_dir=TINY, samples=samples, out_dir=tmp_path / "resumed", work_dir=tmp_path / "w2", config=config
+    )
     assert resumed["resumed_from"] == f"checkpoint-{whole['steps'] // 3}"
     assert resumed["steps"] == whole["steps"]
-    a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
+    a, b = (
+        load_file(tmp_path / "whole" / "model.safetensors"),
+        load_file(tmp_path / "resumed" / "model.safetensors"),
+    )
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
 
 
 def test_finetune_saves_a_trained_head_that_gives_confidences(tmp_path):
-    summary = finetune(base_dir=TINY, samples=_samples(16), out_dir=tmp_path / "out", work_dir=tmp_path / "w",
-                       config=TrainConfig(epochs=1, batch_size=8))
+    summary = finetune(
+        base_dir=TINY,
+        samples=_samples(16),
+        out_dir=tmp_path / "out",
+        work_dir=tmp_path / "w",
+        config=TrainConfig(epochs=1, batch_size=8),
+    )
     assert summary["meta_loss"] == "trained" and summary["meta_rows"] == 16
     assert {"loss", "ce", "meta"} <= set(summary["loss_history"][-1])
     head = load_head(tmp_path / "out")
@@ -167,8 +193,13 @@ def test_finetune_saves_a_trained_head_that_gives_confidences(tmp_path):
 
 
 def test_beta_zero_trains_no_head(tmp_path):
-    summary = finetune(base_dir=TINY, samples=_samples(8), out_dir=tmp_path / "out", work_dir=tmp_path / "w",
-                       config=TrainConfig(epochs=1, batch_size=8, beta=0.0))
+    summary = finetune(
+        base_dir=TINY,
+        samples=_samples(8),
+        out_dir=tmp_path / "out",
+        work_dir=tmp_path / "w",
+        config=TrainConfig(epochs=1, batch_size=8, beta=0.0),
+    )
     assert summary["meta_loss"].startswith("absent")
     assert load_head(tmp_path / "out") is None
 
@@ -187,12 +218,15 @@ def test_a_pairs_chosen_side_read_from_the_padded_main_batch_equals_its_own_forw
     batch = _batch(tokenizer, samples[:8] + [s for s in samples if "rejected" in s][:2])
     index = batch["pair_index"]
     with torch.no_grad():
-        from_batch = mean_token_logprob(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                                              ).logits[index], batch["labels"][index])
+        from_batch = mean_token_logprob(
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[index],
+            batch["labels"][index],
+        )
         for k, i in enumerate(index.tolist()):
             n = int(batch["attention_mask"][i].sum())
-            alone = mean_token_logprob(model(input_ids=batch["input_ids"][i : i + 1, :n]).logits,
-                                       batch["labels"][i : i + 1, :n])
+            alone = mean_token_logprob(
+                model(input_ids=batch["input_ids"][i : i + 1, :n]).logits, batch["labels"][i : i + 1, :n]
+            )
             torch.testing.assert_close(from_batch[k], alone[0], rtol=1e-5, atol=1e-5)
 
 
@@ -202,8 +236,13 @@ def test_head_fit_pools_exactly_as_the_served_head_does():
     torch.manual_seed(0)
     head = MetaHead(MetaHeadConfig.for_hidden(32))
     answers, steps = torch.randn(3, 32), [torch.randn(2, 32), torch.randn(4, 32), torch.randn(1, 32)]
-    inputs = {"answers": answers, "steps": torch.cat(steps), "owner": torch.tensor([0, 0, 1, 1, 1, 1, 2]),
-              "strategies": torch.tensor([0, 1, 1, 1, 2, 3, 0]), "targets": [1.0, 0.0, None]}
+    inputs = {
+        "answers": answers,
+        "steps": torch.cat(steps),
+        "owner": torch.tensor([0, 0, 1, 1, 1, 1, 2]),
+        "strategies": torch.tensor([0, 1, 1, 1, 2, 3, 0]),
+        "targets": [1.0, 0.0, None],
+    }
     fit = fit_head(head, inputs, steps=50, lr=1e-2)
     assert fit["loss_after"] < fit["loss_before"]
     served = [torch.sigmoid(head.confidence_logit(a, s)).item() for a, s in zip(answers, steps)]

@@ -35,10 +35,11 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         self.t0 = time.monotonic()
         call_command("migrate", verbosity=0, interactive=False)
-        from inference import serving, services as inference_services
+        from inference import services as inference_services
+        from inference import serving
+        from inference.engine.generation import run_on_own_thread
         from inference.models import ProductApp
         from retrain import services as retrain_services
-        from inference.engine.generation import run_on_own_thread
         from retrain.trainer.evaluate import evaluate_items, summarize
 
         User = get_user_model()
@@ -98,7 +99,9 @@ class Command(BaseCommand):
                 break
             last = count
             time.sleep(2)
-        reasons = dict(ReviewItem.objects.values_list("reason").annotate(n=Count("pk")).values_list("reason", "n"))
+        reasons = dict(
+            ReviewItem.objects.values_list("reason").annotate(n=Count("pk")).values_list("reason", "n")
+        )
         captured = sum(reasons.values())
         self.say(f"{captured} outputs captured into the review queue {reasons}")
 
@@ -138,13 +141,33 @@ class Command(BaseCommand):
         call_command("runserver", opts["addr"], use_reloader=False, use_threading=True)
 
     def start_worker(self) -> subprocess.Popen:
-        cmd = [sys.executable, "-m", "celery", "-A", "cogloop", "worker", "-Q", "training,default",
-               "--pool", "solo", "--loglevel", "WARNING"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "cogloop",
+            "worker",
+            "-Q",
+            "training,default",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+        ]
         log = open(Path(settings.VAR_DIR) / "demo-worker.log", "ab")
-        self.say("started a Celery worker (it applies feedback and trains; broker: "
-                 f"{'Redis' if settings.REDIS_URL else 'filesystem under ' + str(settings.BROKER_DIR)})")
-        return subprocess.Popen(cmd, cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ}, start_new_session=True)
+        self.say(
+            "started a Celery worker (it applies feedback and trains; broker: "
+            f"{'Redis' if settings.REDIS_URL else 'filesystem under ' + str(settings.BROKER_DIR)})"
+        )
+        return subprocess.Popen(
+            cmd,
+            cwd=settings.BASE_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ},
+            start_new_session=True,
+        )
 
     def stop_worker(self, worker: subprocess.Popen) -> None:
         if worker.poll() is None:
@@ -163,7 +186,9 @@ class Command(BaseCommand):
             progress = run.progress or {}
             line = f"run {run.pk}: {run.stage}"
             if run.stage == TrainingRun.Stage.TRAINING and progress:
-                line += f" step {progress.get('step')}/{progress.get('max_steps')} loss {progress.get('loss')}"
+                line += (
+                    f" step {progress.get('step')}/{progress.get('max_steps')} loss {progress.get('loss')}"
+                )
             if line != last:
                 self.say(line)
                 last = line
@@ -173,8 +198,10 @@ class Command(BaseCommand):
 
     def report(self, before, after, captured, annotated, dataset, run) -> None:
         def row(name, b, a):
-            return (f"  {name:<11} n={b['n']:<4} error rate {b['error_rate']:6.1%} -> {a['error_rate']:6.1%}   "
-                    f"mean cognition score {b['mean_score']:.3f} -> {a['mean_score']:.3f}")
+            return (
+                f"  {name:<11} n={b['n']:<4} error rate {b['error_rate']:6.1%} -> {a['error_rate']:6.1%}   "
+                f"mean cognition score {b['mean_score']:.3f} -> {a['mean_score']:.3f}"
+            )
 
         lines = ["", "Cogloop demo report (held-out problems, measured in this run)"]
         for name in ("blind_spot", "rest"):

@@ -13,7 +13,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         from inference.engine.tiny import TinyPretrainConfig
 
-        parser.add_argument("--out", default=str(Path(settings.BASE_DIR) / "inference" / "engine" / "cogloop_tiny"))
+        parser.add_argument(
+            "--out", default=str(Path(settings.BASE_DIR) / "inference" / "engine" / "cogloop_tiny")
+        )
         for f in fields(TinyPretrainConfig):
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
 

@@ -18,8 +18,10 @@ def _option(text: str) -> tuple[str, object]:
 
 
 class Command(BaseCommand):
-    help = ("retrain dataset [--period YYYY-MM] | retrain train [--recipe R] [--period YYYY-Qn] [--set key=value ...] "
-            "[--now] | retrain status")
+    help = (
+        "retrain dataset [--period YYYY-MM] | retrain train [--recipe R] [--period YYYY-Qn] [--set key=value ...] "
+        "[--now] | retrain status"
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -28,9 +30,16 @@ class Command(BaseCommand):
         train = sub.add_parser("train", help="start a training run on the latest dataset version")
         train.add_argument("--recipe", default="lora-all")
         train.add_argument("--period")
-        train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                           help="a training option (retrain.trainer.config.TrainConfig), e.g. --set epochs=4")
-        train.add_argument("--now", action="store_true", help="run in this process instead of on the training queue")
+        train.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a training option (retrain.trainer.config.TrainConfig), e.g. --set epochs=4",
+        )
+        train.add_argument(
+            "--now", action="store_true", help="run in this process instead of on the training queue"
+        )
         sub.add_parser("status", help="dataset versions and training runs")
 
     def handle(self, *args, **opts):
@@ -40,16 +49,25 @@ class Command(BaseCommand):
         try:
             if opts["action"] == "dataset":
                 version = services.dataset_version_build(period=opts["period"])
-                self.stdout.write(f"dataset {version.period}: {version.counts} growth {version.growth} "
-                                  f"sha256 {version.sha256}")
+                self.stdout.write(
+                    f"dataset {version.period}: {version.counts} growth {version.growth} "
+                    f"sha256 {version.sha256}"
+                )
             elif opts["action"] == "train":
                 dataset = DatasetVersion.objects.order_by("-period").first()
                 if dataset is None:
                     raise CommandError("no dataset version yet: run `manage.py retrain dataset` first")
                 config = dict(_option(o) for o in opts["set"])
-                run = services.training_run_start(dataset=dataset, recipe=opts["recipe"], period=opts["period"],
-                                                  config=config, enqueue=not opts["now"])
-                self.stdout.write(f"training run {run.pk} ({run.period}, {run.recipe}) on dataset {dataset.period}")
+                run = services.training_run_start(
+                    dataset=dataset,
+                    recipe=opts["recipe"],
+                    period=opts["period"],
+                    config=config,
+                    enqueue=not opts["now"],
+                )
+                self.stdout.write(
+                    f"training run {run.pk} ({run.period}, {run.recipe}) on dataset {dataset.period}"
+                )
                 if opts["now"]:
                     run = services.training_run_execute(run_id=run.pk)
                     self.stdout.write(f"run {run.pk}: {run.stage}; {run.decision.get('reason', run.error)}")
@@ -57,7 +75,9 @@ class Command(BaseCommand):
                 for v in DatasetVersion.objects.order_by("period"):
                     self.stdout.write(f"dataset {v.period}: {v.counts} growth {v.growth}")
                 for r in TrainingRun.objects.order_by("created_at"):
-                    self.stdout.write(f"run {r.pk} {r.period} {r.recipe}: {r.stage} "
-                                      f"{r.decision.get('reason', '') or r.error}")
+                    self.stdout.write(
+                        f"run {r.pk} {r.period} {r.recipe}: {r.stage} "
+                        f"{r.decision.get('reason', '') or r.error}"
+                    )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
