@@ -2,8 +2,8 @@ from django.conf import settings
 from django.db import models
 
 from feedback.models import ReviewItem
+from inference.engine.parser import STRATEGIES
 
-STRATEGIES = ("induction", "deduction", "analogy", "other")
 STRATEGY_CHOICES = [(s, s) for s in STRATEGIES]
 
 

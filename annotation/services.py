@@ -30,10 +30,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from annotation.models import STRATEGIES, Annotation, AuditEvent, ReviewPolicy
+from annotation.models import Annotation, AuditEvent, ReviewPolicy
 from cogloop.errors import ApplicationError
 from feedback import services as feedback_services
 from feedback.models import ReviewItem
+from inference.engine.parser import STRATEGIES
 
 REVIEWER, LEAD = "reviewer", "lead"
 ROLES = (REVIEWER, LEAD)

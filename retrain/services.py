@@ -18,7 +18,7 @@ from annotation.models import Annotation
 from cogloop.errors import ApplicationError
 from feedback.services import prompt_fingerprint
 from inference import services as inference_services
-from inference.engine import workload
+from inference.engine import chat, workload
 from inference.models import ModelVersion
 from retrain import selectors
 from retrain.models import DatasetVersion, Evaluation, TrainingRun, TrainingSample
@@ -32,7 +32,7 @@ def _hash(obj) -> str:
 
 def _response(steps: list[dict], answer: str) -> str:
     """The corrected response in the model's own output format."""
-    lines = workload.render_steps(workload.Step(s["strategy"], s["text"]) for s in steps)
+    lines = chat.render_steps(chat.Step(s["strategy"], s["text"]) for s in steps)
     answer = answer.strip()
     if not answer.lower().startswith("the answer is"):
         answer = f"The answer is {answer.rstrip('.')}."

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .tiny import prompt_text
+from .chat import prompt_text
 
 T = TypeVar("T")
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .chat import prompt_text
 from .generation import Generation, GenerationParams, TokenStates, generate_batch, generate_batch_with_states
 from .metahead import MetaHead, predict_batch, step_end_positions
 from .parser import parse_output
-from .tiny import prompt_text
 
 
 def step_ends(completion: str, step_texts: list[str]) -> list[int]:

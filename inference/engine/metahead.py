@@ -37,7 +37,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from inference.engine.loading import PICKLE_SUFFIXES, ArtifactError
-from inference.engine.workload import STRATEGIES
+from inference.engine.parser import STRATEGIES
 
 HEAD_WEIGHTS_NAME = "meta_head.safetensors"
 HEAD_CONFIG_NAME = "meta_head.json"

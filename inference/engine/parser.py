@@ -21,7 +21,8 @@ ANSWER_NUMBER = re.compile(
     r"\\boxed\{\s*(-?\d+(?:\.\d+)?)\s*\}|answer\s+is\s*:?\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE
 )
 ANY_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-KNOWN_STRATEGIES = ("induction", "deduction", "analogy", "other")
+# The strategy of a reasoning step: one definition for the parser, the head, the review UI and training.
+STRATEGIES = ("induction", "deduction", "analogy", "other")
 
 # Cue words for free-text steps, checked in this order. Deliberately few: a wrong guess is
 # shown to reviewers as a prediction, never used as a label.
@@ -90,7 +91,7 @@ def _split_reasoning(reasoning: str) -> list[ParsedStep]:
         steps = [(p, None) for p in paragraphs]
     parsed = []
     for i, (text, strat) in enumerate(steps, start=1):
-        if strat in KNOWN_STRATEGIES:
+        if strat in STRATEGIES:
             strategy, source = strat, "explicit"
         else:
             strategy, source = guess_strategy(text), "cue"

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import workload
+from .chat import encode_pair
 
 BOS = "<｜begin▁of▁sentence｜>"
 EOS = "<｜end▁of▁sentence｜>"
@@ -88,22 +89,6 @@ def build_tokenizer(texts, *, vocab_size: int):
     fast.chat_template = CHAT_TEMPLATE
     fast.padding_side = "left"
     return fast
-
-
-def prompt_text(tokenizer, prompt: str) -> str:
-    return tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-    )
-
-
-def encode_pair(tokenizer, prompt: str, response: str) -> tuple[list[int], list[int]]:
-    """Token ids of the templated prompt and of the response (ending in EOS), separately.
-
-    Encoding them apart keeps the prompt's tokens identical to what generation sees.
-    """
-    p = tokenizer(prompt_text(tokenizer, prompt), add_special_tokens=False)["input_ids"]
-    r = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    return p, r
 
 
 def _batches(examples, batch_size, rng, pad_id):

@@ -26,16 +26,10 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
+from .chat import Step, render_response, render_steps
+
 BLIND_SPOT = "blind_spot"
 REST = "rest"
-
-STRATEGIES = ("induction", "deduction", "analogy", "other")
-
-
-@dataclass(frozen=True)
-class Step:
-    strategy: str
-    text: str
 
 
 @dataclass(frozen=True)
@@ -52,15 +46,6 @@ class Problem:
 
     def response_text(self) -> str:
         return render_response(self.steps, self.answer)
-
-
-def render_steps(steps) -> str:
-    return "\n".join(f"Step {i} [{s.strategy}]: {s.text}" for i, s in enumerate(steps, start=1))
-
-
-def render_response(steps, answer) -> str:
-    """The text a model generates after the chat template's ``<think>\\n``."""
-    return f"{render_steps(steps)}\n</think>\n\nThe answer is {answer}."
 
 
 def _claim(a: int, op: str, b: int, c: int) -> str:

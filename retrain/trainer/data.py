@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import torch
 
+from inference.engine.chat import encode_pair, prompt_text
 from inference.engine.meta_serving import step_ends
 from inference.engine.metahead import IGNORE_STRATEGY, step_end_positions
-from inference.engine.parser import parse_output
-from inference.engine.tiny import encode_pair, prompt_text
-from inference.engine.workload import STRATEGIES
+from inference.engine.parser import STRATEGIES, parse_output
 
 
 def meta_targets(tokenizer, prompt: str, response: str, prompt_len: int, limit: int) -> dict | None:

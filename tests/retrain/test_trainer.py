@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from inference.engine import loading, workload
+from inference.engine.chat import encode_pair
 from inference.engine.metahead import MetaHead, MetaHeadConfig, load_head
-from inference.engine.tiny import encode_pair
 from retrain.trainer.config import TrainConfig
 from retrain.trainer.data import CurriculumSampler, PairCollator, PairDataset
 from retrain.trainer.losses import mean_token_logprob, odds_ratio_loss
