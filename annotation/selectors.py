@@ -12,6 +12,7 @@ from django.utils import timezone
 from annotation.agreement import cohen_kappa, interval_overlap
 from annotation.models import Annotation, AuditEvent
 from feedback.models import ReviewItem
+from feedback.selectors import review_item_open_q
 
 # The checker's findings on an output (what "error type" filters in the queue, before any
 # human label exists): keys of Output.score_parts.
@@ -38,10 +39,6 @@ def start_of_today() -> datetime:
     return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _open(now) -> Q:
-    return Q(status=ReviewItem.Status.QUEUED) | Q(status=ReviewItem.Status.CLAIMED, lease_expires_at__lt=now)
-
-
 def queue_items(*, filters: dict, user) -> QuerySet[ReviewItem]:
     """Open and claimed items, best first, narrowed by the queue page's filters (already cleaned).
 
@@ -60,7 +57,7 @@ def queue_items(*, filters: dict, user) -> QuerySet[ReviewItem]:
     if filters.get("checker_error"):
         items = items.filter(CHECKER_ERRORS[filters["checker_error"]][1])
     if filters.get("state") == "open":
-        items = items.filter(_open(now))
+        items = items.filter(review_item_open_q(now))
     elif filters.get("state") == "mine":
         items = items.filter(status=ReviewItem.Status.CLAIMED, claimed_by=user, lease_expires_at__gte=now)
     return (
@@ -80,9 +77,9 @@ def queue_items(*, filters: dict, user) -> QuerySet[ReviewItem]:
 def queue_counts() -> dict:
     now = timezone.now()
     items = ReviewItem.objects.aggregate(
-        open=Count("pk", filter=_open(now)),
+        open=Count("pk", filter=review_item_open_q(now)),
         claimed=Count("pk", filter=Q(status=ReviewItem.Status.CLAIMED, lease_expires_at__gte=now)),
-        blind_waiting=Count("pk", filter=_open(now) & Q(annotations_wanted=2)),
+        blind_waiting=Count("pk", filter=review_item_open_q(now) & Q(annotations_wanted=2)),
         annotated=Count("pk", filter=Q(status=ReviewItem.Status.ANNOTATED)),
     )
     annotations = Annotation.objects.aggregate(

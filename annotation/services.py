@@ -20,7 +20,6 @@ and with no lead (other than the annotator) there is no second review; the audit
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import timedelta
 
@@ -31,6 +30,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotation.models import Annotation, AuditEvent, ReviewPolicy
+from cogloop.draws import stable_draw
 from cogloop.errors import ApplicationError
 from feedback import services as feedback_services
 from feedback.models import ReviewItem
@@ -144,11 +144,6 @@ def _lease() -> timedelta:
     return timedelta(minutes=review_policy_get().lease_minutes)
 
 
-def _roll(kind: str, key: int) -> float:
-    """A stable pseudo-random number in [0, 1) per (kind, id): routing is reproducible."""
-    return int(hashlib.sha256(f"{kind}:{key}".encode()).hexdigest()[:8], 16) / 2**32
-
-
 # -- claims ---------------------------------------------------------------------------------
 
 
@@ -169,6 +164,7 @@ def review_claim(*, item_id: int, user) -> ReviewItem:
             status=409,
         )
     item = feedback_services.review_item_claim(item_id=item_id, user=user, lease=_lease())
+    assert item.lease_expires_at is not None  # a claim always sets the lease
     audit(
         actor=user,
         action=AuditEvent.Action.CLAIM,
@@ -185,6 +181,7 @@ def review_claim_next(*, user) -> ReviewItem | None:
     mine = Annotation.objects.filter(annotator=user).values("review_item_id")
     item = feedback_services.review_item_claim_next(user=user, lease=_lease(), exclude_ids=mine)
     if item is not None:
+        assert item.lease_expires_at is not None  # a claim always sets the lease
         audit(
             actor=user,
             action=AuditEvent.Action.CLAIM,
@@ -330,7 +327,7 @@ def _route(annotation: Annotation, item: ReviewItem, policy: ReviewPolicy) -> No
         feedback_services.review_item_mark_annotated(item=item)
         return
     first_of_item = not Annotation.objects.filter(review_item=item).exclude(pk=annotation.pk).exists()
-    if first_of_item and _roll("double", item.pk) < policy.double_annotation_share:
+    if first_of_item and stable_draw("double", item.pk) < policy.double_annotation_share:
         if _someone_else(REVIEWER, annotator):
             annotation.blind = True
             annotation.status = Annotation.Status.AWAITING_TWIN
@@ -338,7 +335,7 @@ def _route(annotation: Annotation, item: ReviewItem, policy: ReviewPolicy) -> No
             feedback_services.review_item_requeue(item=item, annotations_wanted=2)
             return
     feedback_services.review_item_mark_annotated(item=item)
-    if _roll("second", annotation.pk) < policy.second_review_share:
+    if stable_draw("second", annotation.pk) < policy.second_review_share:
         if _someone_else(LEAD, annotator):
             return  # stays SUBMITTED for a lead
         _approve_unsafe(annotation, actor=None, rule="picked for second review, but there is no other lead")

@@ -8,7 +8,6 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from annotation import selectors, services
@@ -26,6 +25,7 @@ from annotation.forms import (
 from annotation.models import Annotation
 from cogloop.errors import ApplicationError
 from feedback.models import ReviewItem
+from feedback.selectors import review_item_lease_live
 
 
 def role_required(role: str):
@@ -172,9 +172,7 @@ def item(request, item_id):
             }
         )
         steps = StepFormSet(prefix="steps", initial=step_initial(output.steps))
-    now = timezone.now()
-    claimed = review_item.status == ReviewItem.Status.CLAIMED
-    live = claimed and review_item.lease_expires_at is not None and review_item.lease_expires_at >= now
+    live = review_item_lease_live(review_item)
     holds_lease = live and review_item.claimed_by_id == request.user.pk
     return render(
         request,
@@ -186,8 +184,9 @@ def item(request, item_id):
             "steps": steps,
             "holds_lease": holds_lease,
             "held_by_other": live and review_item.claimed_by_id != request.user.pk,
-            "claimable": review_item.status == ReviewItem.Status.QUEUED
-            or (claimed and not live)
+            "claimable": (
+                review_item.status in (ReviewItem.Status.QUEUED, ReviewItem.Status.CLAIMED) and not live
+            )
             or holds_lease,
             "mine_waiting": review_item.annotations.filter(
                 annotator=request.user, status=Annotation.Status.AWAITING_TWIN

@@ -1,3 +1,1 @@
-from .celery import app as celery_app
-
-__all__ = ("celery_app",)
+"""Cogloop's ground floor: settings, the Celery app (cogloop.celery), urls, errors, logs, metrics, outbox."""

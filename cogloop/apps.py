@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class CogloopConfig(AppConfig):
@@ -6,7 +7,12 @@ class CogloopConfig(AppConfig):
     verbose_name = "Cogloop"
 
     def ready(self) -> None:
-        from cogloop.observability import observe_output
-        from inference import hooks
-
-        hooks.on_output_created(observe_output)
+        # The folders the process writes to, made when it starts rather than when settings are
+        # read (a settings import has no side effects): SQLite and the stores under VAR_DIR,
+        # STATIC_ROOT (whitenoise warns on every request while it is missing), and the
+        # filesystem broker's folders in the embedded mode.
+        folders = [settings.VAR_DIR, settings.STATIC_ROOT]
+        if not settings.REDIS_URL:
+            folders += [settings.BROKER_DIR / sub for sub in ("queue", "processed", "control")]
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)

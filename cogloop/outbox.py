@@ -13,6 +13,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from cogloop.celery import app
 from cogloop.models import OutboxMessage
 
 log = logging.getLogger("cogloop.outbox")
@@ -26,8 +27,6 @@ def outbox_enqueue(*, task_name: str, payload: dict) -> OutboxMessage:
 
 def outbox_relay(*, limit: int = 500) -> int:
     """Publish up to ``limit`` unsent messages. Returns how many went out."""
-    from cogloop.celery import app
-
     sent = 0
     with transaction.atomic():
         rows = list(

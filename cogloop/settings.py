@@ -13,7 +13,6 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 VAR_DIR = Path(env("COGLOOP_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 COGLOOP_ENV = env("COGLOOP_ENV", default="embedded")
 PRODUCTION = COGLOOP_ENV == "production"
@@ -43,10 +42,12 @@ INSTALLED_APPS = [
     "feedback",
     "annotation",
     "retrain",
+    "ops",
+    "demo",
 ]
 
 MIDDLEWARE = [
-    "cogloop.observability.RequestMetricsMiddleware",
+    "cogloop.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -58,7 +59,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "cogloop.urls"
-WSGI_APPLICATION = "cogloop.wsgi.application"
+# runserver (the embedded mode: one process is every role) serves generation too, so it uses
+# the inference role's entry point, which follows the model registry. gunicorn names its role's.
+WSGI_APPLICATION = "inference.wsgi.application"
 
 TEMPLATES = [
     {
@@ -108,7 +111,6 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every request while it is missing
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Hashed, compressed files served by whitenoise in production (after collectstatic).
@@ -162,8 +164,6 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
 else:
-    for sub in ("queue", "processed", "control"):
-        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),

@@ -4,12 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from cogloop import observability
-
 urlpatterns = [
-    path("healthz", observability.healthz, name="healthz"),
-    path("readyz", observability.readyz, name="readyz"),
-    path("metrics", observability.metrics, name="metrics"),
     path("", RedirectView.as_view(url="/review/", permanent=False)),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
@@ -19,5 +14,5 @@ urlpatterns = [
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("review/", include("annotation.urls")),
-    path("dashboards/", include("cogloop.dashboards.urls")),
+    path("", include("ops.urls")),
 ]

@@ -9,12 +9,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
+from cogloop.draws import stable_draw
 from cogloop.errors import ApplicationError
 from cogloop.outbox import outbox_enqueue
 from feedback.models import CapturePolicy, Feedback, ReviewItem
+from feedback.selectors import review_item_open_q
 from inference.models import Output, ProductApp
 
 LEASE = timedelta(minutes=10)
@@ -39,11 +40,6 @@ def prompt_fingerprint(prompt: str) -> str:
     """Near-duplicate key: case, punctuation and whitespace do not make a prompt new."""
     normal = re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", prompt.lower())).strip()
     return hashlib.sha256(normal.encode()).hexdigest()
-
-
-def _audit_roll(output: Output) -> float:
-    """A stable pseudo-random number in [0, 1) per output: audits are reproducible."""
-    return int(hashlib.sha256(f"audit:{output.uuid}".encode()).hexdigest()[:8], 16) / 2**32
 
 
 def _queue(*, output: Output, reason: str, detail: str, priority: float) -> ReviewItem | None:
@@ -80,7 +76,7 @@ def review_item_capture_for_output(output: Output) -> ReviewItem | None:
             detail=f"cognition score {output.cognition_score:.2f} < {policy.score_below:.2f}",
             priority=output.cognition_score,
         )
-    if _audit_roll(output) < policy.audit_share:
+    if stable_draw("audit", output.uuid) < policy.audit_share:
         return _queue(
             output=output,
             reason=ReviewItem.Reason.AUDIT_SAMPLE,
@@ -199,7 +195,7 @@ def feedback_create_bulk(*, app: ProductApp, items: list[dict]) -> list[dict]:
         wanted = {str(it["data"]["output_id"]) for it in items if "errors" not in it}
         outputs = _output_pks(app=app, uuids=list(wanted))
         seen_keys: dict[str, int] = {}
-        to_create: list[tuple[int, Feedback]] = []
+        to_create: list[tuple[int, dict]] = []
         for i, it in enumerate(items):
             if "errors" in it:
                 results[i] = {
@@ -345,11 +341,6 @@ def _insert_many(rows: list[dict]) -> list[int]:
 # -- the review queue -----------------------------------------------------------------------
 
 
-def _claimable(now):
-    """Queued, or claimed under a lease that ran out: an expired lease returns the item to the queue."""
-    return Q(status=ReviewItem.Status.QUEUED) | Q(status=ReviewItem.Status.CLAIMED, lease_expires_at__lt=now)
-
-
 @transaction.atomic
 def review_item_claim(*, item_id: int, user, lease: timedelta = LEASE) -> ReviewItem:
     """Claim an item with a lease. Another reviewer's live lease is a refusal, not a steal.
@@ -363,7 +354,7 @@ def review_item_claim(*, item_id: int, user, lease: timedelta = LEASE) -> Review
         raise ApplicationError("no such review item", code="not_found", status=404)
     if item.status == ReviewItem.Status.CLAIMED and item.claimed_by_id == user.pk:
         pass  # renewing one's own lease (also one that just ran out and nobody took)
-    elif not ReviewItem.objects.filter(_claimable(now), pk=item.pk).exists():
+    elif not ReviewItem.objects.filter(review_item_open_q(now), pk=item.pk).exists():
         raise ApplicationError(
             "this item is claimed by another reviewer or already done", code="not_claimable", status=409
         )
@@ -382,7 +373,7 @@ def review_item_claim_next(*, user, lease: timedelta = LEASE, exclude_ids=None) 
     annotated already. Locked rows are skipped, so concurrent callers get different items.
     """
     now = timezone.now()
-    candidates = ReviewItem.objects.select_for_update(skip_locked=True).filter(_claimable(now))
+    candidates = ReviewItem.objects.select_for_update(skip_locked=True).filter(review_item_open_q(now))
     if exclude_ids is not None:
         candidates = candidates.exclude(pk__in=exclude_ids)
     item = candidates.order_by("priority", "created_at").first()

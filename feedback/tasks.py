@@ -1,9 +1,10 @@
 from celery import shared_task
 
+from cogloop.errors import RETRY_TRANSIENT
 from feedback import services
 
 
-@shared_task(name="feedback.feedback_apply_capture", acks_late=True)
+@shared_task(name="feedback.feedback_apply_capture", acks_late=True, **RETRY_TRANSIENT)
 def feedback_apply_capture(feedback_ids: list[int]) -> None:
     for feedback_id in feedback_ids:
         services.feedback_apply_capture(feedback_id=feedback_id)

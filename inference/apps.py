@@ -6,4 +6,10 @@ class InferenceConfig(AppConfig):
     verbose_name = "Inference"
 
     def ready(self) -> None:
-        from inference import checks  # noqa: F401  (registers the system checks)
+        from cogloop.metrics import observe_output
+        from inference import (
+            checks,  # noqa: F401  (registers the system checks)
+            hooks,
+        )
+
+        hooks.on_output_created(observe_output)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.core import checks
 
+from inference.engine.loading import resolve_placement
+
 
 @checks.register(checks.Tags.compatibility)
 def serving_placement(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """COGLOOP SERVE_DEVICE / SERVE_DTYPE name a device this process has and a known dtype."""
-    from inference.engine.loading import resolve_placement
-
     c = settings.COGLOOP
     try:
         resolve_placement(c["SERVE_DEVICE"], c["SERVE_DTYPE"])

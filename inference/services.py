@@ -8,16 +8,18 @@ import secrets
 import shutil
 from pathlib import Path
 
+import redis
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cogloop.errors import ApplicationError
-from inference import hooks
+from inference import hooks, serving
 from inference.engine import loading
 from inference.engine.parser import parse_output
 from inference.engine.scoring import score_output
 from inference.models import ApiKey, ModelVersion, Output, ProductApp
+from inference.store import SWAP_CHANNEL, store_path
 
 log = logging.getLogger("cogloop.inference")
 
@@ -55,15 +57,6 @@ def api_key_authenticate(*, raw: str) -> ApiKey | None:
     if key is None or not secrets.compare_digest(key.hashed_secret, _hash_secret(secret)):
         return None
     return key
-
-
-def store_path(relative: str) -> Path:
-    """Resolve a path inside the model store, refusing anything that escapes it."""
-    root = Path(settings.MODEL_STORE).resolve()
-    path = (root / relative).resolve()
-    if path != root and root not in path.parents:
-        raise ApplicationError(f"path {relative!r} is outside the model store", code="path_outside_store")
-    return path
 
 
 @transaction.atomic
@@ -156,16 +149,11 @@ def model_version_promote(*, version: ModelVersion, reason: str) -> ModelVersion
     return version
 
 
-SWAP_CHANNEL = "cogloop:model-swap"
-
-
 def _announce_swap(version_id: int) -> None:
     """Tell serving processes now (Redis pub/sub); without Redis they notice by polling."""
     if not settings.REDIS_URL:
         return
     try:
-        import redis
-
         redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).publish(
             SWAP_CHANNEL, str(version_id)
         )
@@ -283,8 +271,6 @@ def output_generate(
 
     Generation runs outside any transaction: a slow model never holds a database lock.
     """
-    from inference import serving
-
     if idempotency_key:
         existing = Output.objects.filter(app=app, idempotency_key=idempotency_key).first()
         if existing:

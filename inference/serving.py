@@ -15,9 +15,14 @@ import threading
 import time
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
+from django.db import close_old_connections
 
+from cogloop import metrics
+from cogloop.errors import ApplicationError
 from inference.engine import loading
+from inference.engine.batcher import BatcherConfig, DynamicBatcher
 from inference.engine.generation import (
     GenerationParams,
     LoadedModel,
@@ -26,6 +31,7 @@ from inference.engine.generation import (
     run_on_own_thread,
 )
 from inference.models import ModelVersion
+from inference.store import SWAP_CHANNEL, store_path
 
 log = logging.getLogger("cogloop.inference")
 
@@ -52,13 +58,12 @@ def load_version(version: ModelVersion) -> LoadedModel:
     watcher, the Redis listener, a request thread) live on, and a thread that has run torch
     ops keeps an OpenMP team that slows every batch the batcher runs (see run_on_own_thread).
     """
-    from inference.services import store_path
-
     path = store_path(version.weights_path)
     return run_on_own_thread(_load_verified, version.pk, version.name, path, version.manifest)
 
 
 def _load_verified(version_id: int, name: str, path, manifest: dict) -> LoadedModel:
+    # The head's module imports torch at its top; only a process that loads a model needs it.
     from inference.engine.metahead import MetaHead, MetaHeadConfig, load_head
 
     c = settings.COGLOOP
@@ -101,8 +106,6 @@ def refusal_reason(version_id: int) -> str | None:
 
 
 def _watch(interval: float) -> None:
-    from django.db import close_old_connections
-
     while True:
         time.sleep(interval)
         try:
@@ -117,11 +120,6 @@ _watcher: threading.Thread | None = None
 
 def _listen() -> None:
     """Swap as soon as a promotion is announced on Redis (production); polling stays the backstop."""
-    import redis
-    from django.db import close_old_connections
-
-    from inference.services import SWAP_CHANNEL
-
     while True:
         try:
             pubsub = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
@@ -154,8 +152,6 @@ def batcher():
     """The process's dynamic batcher over SLOT (created on first use)."""
     global _batcher
     if _batcher is None:
-        from inference.engine.batcher import BatcherConfig, DynamicBatcher
-
         c = settings.COGLOOP
         # One intra-op thread unless configured: a spinning OpenMP team collapses on cores that
         # other processes (or a CPU quota) take away (BatcherConfig.intra_op_threads). Machines
@@ -168,15 +164,9 @@ def batcher():
                 max_wait_ms=c["BATCH_MAX_WAIT_MS"],
                 intra_op_threads=c.get("BATCH_INTRA_OP_THREADS", 1),
             ),
-            on_batch=_observe_batch,
+            on_batch=metrics.observe_batch,
         )
     return _batcher
-
-
-def _observe_batch(size: int, seconds: float) -> None:
-    from cogloop.observability import observe_batch
-
-    observe_batch(size, seconds)
 
 
 def generate(prompt: str, *, max_new_tokens: int, temperature: float) -> ServedText:
@@ -184,8 +174,6 @@ def generate(prompt: str, *, max_new_tokens: int, temperature: float) -> ServedT
     if SLOT.current is None:
         sync_with_registry()
     if SLOT.current is None:
-        from cogloop.errors import ApplicationError
-
         raise ApplicationError("no model is being served", code="no_model", status=503)
     started = time.monotonic()
     result = batcher().generate(

@@ -1,8 +1,8 @@
 from django.db.models import Count, Q
 
 from annotation.models import Annotation
-from inference.engine import workload
 from inference.models import ModelVersion, Output
+from retrain import embedded
 from retrain.models import DatasetVersion, TrainingSample
 
 REPLAY_MIN_SCORE = 0.75
@@ -22,7 +22,7 @@ def replay_samples(*, version: ModelVersion, limit: int) -> list[dict]:
         .values_list("prompt", "raw_text")
     )
     for prompt, raw in outputs.iterator():
-        if workload.split_of(prompt) != "train":
+        if embedded.split_of(prompt) != "train":
             continue
         rows.append({"prompt": prompt, "chosen": raw})
         if len(rows) >= limit:

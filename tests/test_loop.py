@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from cogloop import simulation
+from demo import simulation
 from feedback.models import ReviewItem
 from inference import serving
 from inference.engine import workload

@@ -48,7 +48,9 @@ class _Row:
 def _rows(tokenizer, prompts: list[str], completions: list[str]) -> list[_Row]:
     heads = [prompt_text(tokenizer, p) for p in prompts]
     texts = [h + c for h, c in zip(heads, completions)]
-    encoded = tokenizer(texts, return_offsets_mapping=True, add_special_tokens=False) if texts else None
+    if not texts:
+        return []
+    encoded = tokenizer(texts, return_offsets_mapping=True, add_special_tokens=False)
     rows = []
     for i, (head_text, completion) in enumerate(zip(heads, completions)):
         steps = parse_output(completion).steps
@@ -118,15 +120,16 @@ def annotate_generations(
     rest share one padded forward.
     """
     rows = _rows(tokenizer, prompts, completions)
-    fed_rows = [
-        i
-        for i, (row, fed) in enumerate(zip(rows, token_states))
-        if fed is not None and list(row.input_ids) == fed.token_ids
-    ]
+    fed = {
+        i: states
+        for i, (row, states) in enumerate(zip(rows, token_states))
+        if states is not None and list(row.input_ids) == states.token_ids
+    }
+    fed_rows = list(fed)
     missing = sorted(set(range(len(rows))) - set(fed_rows))
     results: list[dict | None] = [None] * len(rows)
     for i, result in zip(
-        fed_rows, _read(head, [rows[i] for i in fed_rows], [token_states[i].states for i in fed_rows])
+        fed_rows, _read(head, [rows[i] for i in fed_rows], [fed[i].states for i in fed_rows])
     ):
         results[i] = result
     for i, result in zip(missing, _annotate_rows(model, tokenizer, head, [rows[i] for i in missing])):

@@ -110,7 +110,7 @@ class MetaHead(nn.Module):
         self.strategy = nn.Linear(config.inner_size, config.n_strategies, dtype=HEAD_DTYPE)
         self.confidence = nn.Linear(config.inner_size, 1, dtype=HEAD_DTYPE)
 
-    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True):  # type: ignore[override]
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True):
         # Device moves go through; dtype casts (also from a parent model's .to(bf16)) do not.
         return super()._apply(lambda t: _keep_float32(fn(t)), recurse)
 

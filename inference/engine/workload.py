@@ -184,9 +184,9 @@ def solve(prompt: str) -> Problem | None:
     if m:
         a, b, c = (int(g) for g in m.groups())
         diff = b - a
-        steps = (
+        steps = [
             Step("analogy", _claim(b, "-", a, diff)),
             Step("deduction", _claim(c, "+", diff, c + diff)),
-        )
-        return Problem("analogy", prompt, c + diff, steps, REST)
+        ]
+        return Problem("analogy", prompt, c + diff, tuple(steps), REST)
     return None

@@ -3,7 +3,7 @@
 import pytest
 
 from annotation.models import Annotation
-from cogloop import simulation
+from demo import simulation
 from feedback.models import ReviewItem
 from inference import services as inference_services
 from inference.engine import workload

@@ -273,7 +273,7 @@ def fill(n_outputs: int) -> dict:
             )
         datasets.append(parent)
     # What dataset_version_build records at build time (the page reads it instead of counting).
-    from cogloop.dashboards import selectors
+    from ops import selectors
 
     t_count = time.perf_counter()
     for v in datasets:

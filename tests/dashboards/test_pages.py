@@ -170,7 +170,7 @@ def test_datasets_page_counts_strategies_in_sql(staff_client, seeded):
     for s in newest.samples.filter(kind=TrainingSample.Kind.STRATEGY):
         for step in s.payload["steps"]:
             expected[step["strategy"]] = expected.get(step["strategy"], 0) + 1
-    from cogloop.dashboards import selectors
+    from ops import selectors
 
     rows = selectors.dataset_step_strategies(version_ids=[newest.pk])
     assert {r["strategy"]: r["n"] for r in rows} == expected
@@ -233,7 +233,7 @@ def test_datasets_page_reads_a_recorded_composition_instead_of_counting(
 
     before = staff_client.get(reverse("dashboards:datasets")).context["charts"]
     for v in DatasetVersion.objects.all():
-        from cogloop.dashboards import selectors
+        from ops import selectors
 
         errors = {r["error_type"]: r["n"] for r in selectors.dataset_error_types(version_ids=[v.pk])}
         steps = {r["strategy"]: r["n"] for r in selectors.dataset_step_strategies(version_ids=[v.pk])}
@@ -251,8 +251,8 @@ def test_datasets_page_reads_a_recorded_composition_instead_of_counting(
 def test_score_histogram_counts_every_output_in_its_bin(seeded):
     from django.utils import timezone
 
-    from cogloop.dashboards import selectors
     from inference.models import Output
+    from ops import selectors
 
     _, hist = selectors.cognition_by_day(since=timezone.now() - timezone.timedelta(days=60), low_below=0.6)
     for version_id, bins in hist.items():

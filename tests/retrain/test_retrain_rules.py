@@ -1,7 +1,7 @@
 import pytest
 
 from cogloop.errors import ApplicationError
-from retrain import services
+from retrain import gate, services
 from retrain.models import DatasetVersion, TrainingRun
 
 
@@ -53,11 +53,11 @@ def test_gate_refuses_a_slice_regression_even_with_overall_gain():
         "overall": {"accuracy": 0.80},
         "slices": {"a": {"accuracy": 0.90, "n": 50}, "b": {"accuracy": 0.70, "n": 50}},
     }
-    decision = services.gate_decide(serving=serving, candidate=candidate, min_gain=0.02, tolerance=0.05)
+    decision = gate.gate_decide(serving=serving, candidate=candidate, min_gain=0.02, tolerance=0.05)
     assert not decision["promote"] and "b" in decision["reason"]
-    decision = services.gate_decide(serving=serving, candidate=candidate, min_gain=0.02, tolerance=0.25)
+    decision = gate.gate_decide(serving=serving, candidate=candidate, min_gain=0.02, tolerance=0.25)
     assert decision["promote"]
-    flat = services.gate_decide(serving=serving, candidate=serving, min_gain=0.02, tolerance=0.05)
+    flat = gate.gate_decide(serving=serving, candidate=serving, min_gain=0.02, tolerance=0.05)
     assert not flat["promote"] and "below the required" in flat["reason"]
 
 
@@ -70,12 +70,12 @@ def test_gate_lists_slices_too_small_to_judge_instead_of_judging_them():
         "overall": {"accuracy": 0.80},
         "slices": {"big": {"accuracy": 0.8, "n": 200}, "tiny": {"accuracy": 0.5, "n": 4}},
     }
-    decision = services.gate_decide(
+    decision = gate.gate_decide(
         serving=serving, candidate=candidate, min_gain=0.02, tolerance=0.05, min_slice_n=30
     )
     assert decision["promote"]
     assert decision["unjudged_slices"] == ["tiny"] and decision["slice_changes"] == {"big": 0.3, "tiny": -0.5}
-    strict = services.gate_decide(
+    strict = gate.gate_decide(
         serving=serving, candidate=candidate, min_gain=0.02, tolerance=0.05, min_slice_n=1
     )
     assert not strict["promote"] and "tiny" in strict["reason"]

@@ -7,7 +7,7 @@ from annotation import services as annotation_services
 from feedback import services as feedback_services
 from inference import services as inference_services
 from inference.engine import workload
-from retrain import services
+from retrain import gate, services
 from retrain.models import DatasetVersion, TrainingRun
 
 WRONG_STEP = "Step 1 [deduction]: {a} - 1 = {b}\n</think>\n\nThe answer is {b}."
@@ -101,13 +101,13 @@ def test_paired_bootstrap_separates_a_real_gain_from_noise():
     serving = [{"correct": i % 2 == 0} for i in range(200)]
     better = [{"correct": True} for _ in range(200)]
     same = [{"correct": (i + 1) % 2 == 0} for i in range(200)]  # as accurate, different items
-    gain, low, high = services.paired_bootstrap_gain(serving, better)
+    gain, low, high = gate.paired_bootstrap_gain(serving, better)
     assert gain == pytest.approx(0.5) and low > 0.4
-    gain, low, high = services.paired_bootstrap_gain(serving, same)
+    gain, low, high = gate.paired_bootstrap_gain(serving, same)
     assert gain == 0 and low < 0 < high
     metrics = {"overall": {"accuracy": 0.5}, "slices": {}}
     up = {"overall": {"accuracy": 0.53}, "slices": {}}
-    decision = services.gate_decide(
+    decision = gate.gate_decide(
         serving=metrics, candidate=up, min_gain=0.02, tolerance=0.05, ci=(-0.01, 0.07)
     )
     assert not decision["promote"] and "not significant" in decision["reason"]

@@ -5,6 +5,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from cogloop.errors import ApplicationError
+from retrain import services
+from retrain.models import DatasetVersion, TrainingRun
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -43,9 +45,6 @@ class Command(BaseCommand):
         sub.add_parser("status", help="dataset versions and training runs")
 
     def handle(self, *args, **opts):
-        from retrain import services
-        from retrain.models import DatasetVersion, TrainingRun
-
         try:
             if opts["action"] == "dataset":
                 version = services.dataset_version_build(period=opts["period"])

@@ -3,16 +3,18 @@
 from dataclasses import fields
 from pathlib import Path
 
+import torch
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+from inference.engine.loading import write_manifest
+from inference.engine.tiny import TinyPretrainConfig, pretrain
 
 
 class Command(BaseCommand):
     help = "Pretrain cogloop-tiny on the synthetic reasoning workload and save it as safetensors."
 
     def add_arguments(self, parser):
-        from inference.engine.tiny import TinyPretrainConfig
-
         parser.add_argument(
             "--out", default=str(Path(settings.BASE_DIR) / "inference" / "engine" / "cogloop_tiny")
         )
@@ -20,11 +22,6 @@ class Command(BaseCommand):
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
 
     def handle(self, *args, **opts):
-        import torch
-
-        from inference.engine.loading import write_manifest
-        from inference.engine.tiny import TinyPretrainConfig, pretrain
-
         torch.set_num_threads(max(1, torch.get_num_threads()))
         config = TinyPretrainConfig(**{f.name: opts[f.name] for f in fields(TinyPretrainConfig)})
         out = Path(opts["out"])

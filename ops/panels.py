@@ -13,9 +13,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from annotation import selectors as annotation_selectors
-from cogloop.dashboards import charts, selectors
-from cogloop.dashboards.charts import Series, Target
 from feedback.models import ReviewItem
+from ops import charts, selectors
+from ops.charts import Series, Target
 from retrain.models import TrainingRun
 
 # The seed's targets for a model worth serving.

@@ -1,9 +1,8 @@
-from django.urls import path
+from django.urls import include, path
 
-from cogloop.dashboards import views
+from ops import health, views
 
-app_name = "dashboards"
-urlpatterns = [
+dashboard_patterns = [
     path("", views.overview, name="overview"),
     path("cognition/", views.cognition, name="cognition"),
     path("capture/", views.capture, name="capture"),
@@ -12,4 +11,11 @@ urlpatterns = [
     path("datasets/", views.datasets, name="datasets"),
     path("training/", views.training, name="training"),
     path("models/", views.models, name="models"),
+]
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
+    path("dashboards/", include((dashboard_patterns, "dashboards"))),
 ]

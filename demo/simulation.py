@@ -7,10 +7,15 @@ is the workload's reference solver: it knows the right steps for every workload 
 
 from __future__ import annotations
 
+import random
 import re
+import secrets
 
+from django.contrib.auth import get_user_model
 from django.test import Client
 
+from annotation import services as annotation_services
+from annotation.models import Annotation
 from feedback.models import ReviewItem
 from inference.engine import workload
 from inference.engine.scoring import extract_claims
@@ -36,7 +41,6 @@ def send_traffic(api_key: str, prompts: list[str], *, on_each=None) -> list[dict
 
 def send_user_feedback(api_key: str, outputs: list[dict], *, share: float, seed: int) -> dict:
     """Product users who know the right answer rate a share of the answers, in one bulk call."""
-    import random
 
     rng = random.Random(seed)
     items = []
@@ -93,12 +97,6 @@ def correction_for(output_steps: list[dict], prompt: str) -> dict | None:
 
 def _team_member(username: str, role: str) -> tuple[str, str]:
     """A simulated colleague with ``role`` and a fresh password (the demo's helpers, not people)."""
-    import secrets
-
-    from django.contrib.auth import get_user_model
-
-    from annotation import services as annotation_services
-
     user, _ = get_user_model().objects.get_or_create(username=username)
     password = secrets.token_urlsafe(16)
     user.set_password(password)
@@ -163,8 +161,6 @@ def _work_queue(client: Client, *, limit: int | None, on_each=None) -> int:
 
 def _second_review(client: Client) -> int:
     """A lead approves every annotation waiting for second review, through the review pages."""
-    from annotation.models import Annotation
-
     approved = 0
     while True:
         listing = client.get("/review/second/")
@@ -213,10 +209,6 @@ def review_queue(username: str, password: str, *, limit: int | None = None, on_e
     for double annotation, and a lead (``<username>-lead``) who approves the annotations drawn
     for second review. Returns how many items ``username`` annotated.
     """
-    from django.contrib.auth import get_user_model
-
-    from annotation import services as annotation_services
-
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise RuntimeError(f"reviewer {username} does not exist")

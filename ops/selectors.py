@@ -99,8 +99,8 @@ def cognition_by_day(*, since: datetime, low_below: float) -> tuple[list[dict], 
                 "n_low": 0,
             },
         )
-        for key in ("n", "score", "consistency", "adaptability", "confidence", "n_confidence", "n_low"):
-            d[key] += r[key] or 0
+        for part in ("n", "score", "consistency", "adaptability", "confidence", "n_confidence", "n_low"):
+            d[part] += r[part] or 0
     daily = []
     for key in sorted(days, key=lambda k: (k[0], k[1] is None, k[1] or 0)):
         d = days[key]
@@ -257,7 +257,7 @@ def gate_decisions(*, version_ids: list[int]) -> dict[int, TrainingRun]:
     runs = TrainingRun.objects.filter(result_version_id__in=version_ids).only(
         "period", "decision", "stage", "result_version_id", "recipe"
     )
-    return {run.result_version_id: run for run in runs}
+    return {run.result_version_id: run for run in runs if run.result_version_id is not None}
 
 
 def overview(*, now: datetime | None = None) -> dict:

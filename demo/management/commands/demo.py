@@ -13,6 +13,19 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count
+
+from cogloop.models import OutboxMessage
+from demo import simulation
+from feedback.models import ReviewItem
+from inference import services as inference_services
+from inference import serving
+from inference.engine import workload
+from inference.engine.generation import run_on_own_thread
+from inference.models import ProductApp
+from retrain import services as retrain_services
+from retrain.models import DatasetVersion, TrainingRun
+from retrain.trainer.evaluate import evaluate_items, summarize
 
 DEMO_USERS = (("admin", "cogloop-admin", True), ("reviewer", "cogloop-review", False))
 
@@ -35,12 +48,6 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         self.t0 = time.monotonic()
         call_command("migrate", verbosity=0, interactive=False)
-        from inference import services as inference_services
-        from inference import serving
-        from inference.engine.generation import run_on_own_thread
-        from inference.models import ProductApp
-        from retrain import services as retrain_services
-        from retrain.trainer.evaluate import evaluate_items, summarize
 
         User = get_user_model()
         for username, password, staff in DEMO_USERS:
@@ -76,16 +83,6 @@ class Command(BaseCommand):
             self.stop_worker(worker)
 
     def loop(self, opts, api_key, before, items, measure):
-        from django.db.models import Count
-
-        from cogloop import simulation
-        from cogloop.models import OutboxMessage
-        from feedback.models import ReviewItem
-        from inference import serving
-        from inference.engine import workload
-        from retrain import services as retrain_services
-        from retrain.models import DatasetVersion, TrainingRun
-
         traffic = [p.prompt for p in workload.problems(opts["traffic"], seed=opts["seed"], split="train")]
         self.say(f"sending {len(traffic)} product requests to POST /api/v1/generate ...")
         outputs = simulation.send_traffic(api_key, traffic)
@@ -178,8 +175,6 @@ class Command(BaseCommand):
                 os.killpg(worker.pid, signal.SIGKILL)
 
     def wait_for_run(self, run):
-        from retrain.models import TrainingRun
-
         last = None
         while True:
             run.refresh_from_db()

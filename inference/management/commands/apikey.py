@@ -3,6 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from cogloop.errors import ApplicationError
+from inference import services
+from inference.models import ApiKey, ProductApp
 
 
 class Command(BaseCommand):
@@ -18,9 +20,6 @@ class Command(BaseCommand):
         revoke.add_argument("prefix")
 
     def handle(self, *args, **opts):
-        from inference import services
-        from inference.models import ApiKey, ProductApp
-
         if opts["action"] == "create":
             app, _ = ProductApp.objects.get_or_create(name=opts["app"])
             _, plaintext = services.api_key_create(app=app, name=opts["name"])

@@ -11,8 +11,8 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 from django.utils import timezone
 
-from cogloop.dashboards import panels
-from cogloop.dashboards.charts import CHART_CSS
+from ops import panels
+from ops.charts import CHART_CSS
 
 WINDOWS = (7, 30, 90, 365)
 DEFAULT_WINDOW = 30

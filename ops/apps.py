@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class OpsConfig(AppConfig):
+    """The top floor for operators: dashboards, health, readiness and metrics views."""
+
+    name = "ops"
+    verbose_name = "Operations"

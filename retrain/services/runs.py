@@ -1,0 +1,283 @@
+"""Training runs: the quarterly start, the database lease, every stage, the gate's verdict."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import date, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from cogloop.errors import ApplicationError
+from cogloop.outbox import outbox_enqueue
+from inference import services as inference_services
+from inference.models import ModelVersion
+from retrain import embedded, gate, selectors
+from retrain.models import DatasetVersion, Evaluation, TrainingRun
+from retrain.trainer.config import TrainConfig, TrainConfigError
+
+log = logging.getLogger("cogloop.retrain")
+
+TRAINING_RUN_EXECUTE_TASK = "retrain.training_run_execute"
+
+
+def quarter_of(d: date) -> str:
+    return f"{d.year:04d}-Q{(d.month - 1) // 3 + 1}"
+
+
+def training_run_start_quarterly() -> TrainingRun | None:
+    """The beat entry: this quarter's run on the latest dataset, once."""
+    period = quarter_of(timezone.now().date())
+    dataset = DatasetVersion.objects.order_by("-period").first()
+    if dataset is None or TrainingRun.objects.filter(period=period).exists():
+        return None
+    return training_run_start(dataset=dataset, period=period)
+
+
+RUN_MAX_ATTEMPTS = 3
+
+
+def training_run_reconcile() -> list[int]:
+    """Make missed or doubled beats and killed workers harmless (runs every few minutes).
+
+    A run whose lease went stale mid-stage is handed to a worker again (it resumes from its
+    last finished stage) or, after RUN_MAX_ATTEMPTS, marked failed with the reason. A quarter
+    whose beat was missed gets its run. Returns the ids of runs re-enqueued.
+    """
+    requeued = []
+    stale_before = timezone.now() - LEASE_STALE_AFTER
+    live = TrainingRun.objects.exclude(stage__in=[TrainingRun.Stage.DONE, TrainingRun.Stage.FAILED])
+    for run in live.filter(heartbeat_at__lt=stale_before) | live.filter(
+        heartbeat_at__isnull=True, created_at__lt=stale_before
+    ):
+        attempts = (run.progress or {}).get("attempts", 1)
+        if attempts >= RUN_MAX_ATTEMPTS:
+            _update(
+                run,
+                stage=TrainingRun.Stage.FAILED,
+                finished_at=timezone.now(),
+                error=f"gave up after {attempts} attempts; last stage {run.stage}",
+            )
+            continue
+        _update(run, lease_owner="", progress={**(run.progress or {}), "attempts": attempts + 1})
+        outbox_enqueue(task_name=TRAINING_RUN_EXECUTE_TASK, payload={"run_id": run.pk})
+        requeued.append(run.pk)
+    now = timezone.now()
+    quarter_starts_today = now.day == 1 and now.month in (1, 4, 7, 10)
+    if not (quarter_starts_today and now.hour < 4):  # the quarterly beat's time has passed
+        training_run_start_quarterly()  # a missed beat; a no-op when the run exists
+    return requeued
+
+
+@transaction.atomic
+def training_run_start(
+    *,
+    dataset: DatasetVersion,
+    recipe: str = "lora-all",
+    period: str | None = None,
+    config: dict | None = None,
+    enqueue: bool = True,
+) -> TrainingRun:
+    """A run of ``recipe`` on ``dataset`` for the quarter, on the training queue (unless
+    ``enqueue`` is False: the caller executes it). Bad options are refused before any row."""
+    period = period or quarter_of(timezone.now().date())
+    existing = TrainingRun.objects.filter(period=period).first()
+    if existing:
+        raise ApplicationError(
+            f"quarter {period} already has training run {existing.pk} ({existing.stage})",
+            code="run_exists",
+            status=409,
+            extra={"run_id": existing.pk},
+        )
+    try:
+        train_config = TrainConfig(recipe=recipe, **(config or {}))
+        train_config.validate()
+    except TypeError as exc:
+        raise ApplicationError(f"unknown training option: {exc}", code="invalid_config") from exc
+    except TrainConfigError as exc:
+        raise ApplicationError(str(exc), code="invalid_config") from exc
+    base = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+    if base is None:
+        raise ApplicationError("no active model version to train from", code="no_active_model")
+    run = TrainingRun.objects.create(
+        period=period, dataset=dataset, base_version=base, recipe=recipe, config=train_config.to_dict()
+    )
+    if enqueue:
+        outbox_enqueue(task_name=TRAINING_RUN_EXECUTE_TASK, payload={"run_id": run.pk})
+    return run
+
+
+def _update(run: TrainingRun, **fields) -> None:
+    for k, v in fields.items():
+        setattr(run, k, v)
+    run.heartbeat_at = timezone.now()
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=run.heartbeat_at, **fields)
+
+
+def _lease_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+LEASE_STALE_AFTER = timedelta(minutes=5)
+
+
+def training_run_acquire(*, run_id: int) -> TrainingRun | None:
+    """Take the run's lease; None when another live worker holds it or it has finished."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.stage in (TrainingRun.Stage.DONE, TrainingRun.Stage.FAILED):
+            return None
+        fresh = run.heartbeat_at and timezone.now() - run.heartbeat_at < LEASE_STALE_AFTER
+        if run.lease_owner and run.lease_owner != _lease_owner() and fresh:
+            return None
+        run.lease_owner = _lease_owner()
+        run.heartbeat_at = timezone.now()
+        run.save(update_fields=["lease_owner", "heartbeat_at"])
+        return run
+
+
+def gate_from_rows(
+    serving_rows: list[dict],
+    candidate_rows: list[dict],
+    *,
+    serving: dict,
+    candidate: dict,
+    error_classes: dict[int, str],
+) -> dict:
+    """The gate with the settings' thresholds, slices from the rows and the serving model's errors."""
+    # The trainer's evaluation module loads torch; only a process that evaluates needs it.
+    from retrain.trainer.evaluate import slice_members
+
+    return gate.gate_from_rows(
+        serving_rows,
+        candidate_rows,
+        serving=serving,
+        candidate=candidate,
+        slices=slice_members(serving_rows, error_classes=error_classes),
+        min_gain=settings.COGLOOP["GATE_MIN_GAIN"],
+        tolerance=settings.COGLOOP["GATE_SLICE_TOLERANCE"],
+        min_slice_n=settings.COGLOOP["GATE_MIN_SLICE_N"],
+    )
+
+
+def _record_evaluation(run: TrainingRun, version: ModelVersion, metrics: dict) -> None:
+    Evaluation.objects.update_or_create(
+        model_version=version, training_run=run, eval_set="workload-heldout", defaults={"metrics": metrics}
+    )
+
+
+def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) -> ModelVersion:
+    """Fine-tune, merge, and register the candidate (copied into the store with its manifest)."""
+    # Torch and peft load only in the process that trains.
+    from retrain.trainer.train import finetune
+
+    _update(run, stage=TrainingRun.Stage.TRAINING)
+    train_config = TrainConfig(**run.config)
+    samples = selectors.reflection_rows(run.dataset)
+    replay = selectors.replay_samples(version=base, limit=int(train_config.replay_ratio * len(samples)))
+    _update(
+        run,
+        progress={**(run.progress or {}), "reflection_samples": len(samples), "replay_samples": len(replay)},
+    )
+    # Keyed by the row's creation time too: a run id reused after a database reset must never
+    # resume another run's checkpoint. A resumed attempt of this run finds its own.
+    work = Path(settings.VAR_DIR) / "runs" / f"{run.pk}-{run.created_at:%Y%m%dT%H%M%S%f}"
+    history: list[dict] = list(run.loss_history or [])  # a resumed attempt continues the curve
+
+    def on_progress(p):
+        history[:] = [h for h in history if h["step"] < p["step"]]
+        history.append({k: v for k, v in p.items() if k != "max_steps"})
+        _update(run, progress={**(run.progress or {}), **p}, loss_history=history)
+
+    summary = finetune(
+        base_dir=base_dir,
+        samples=samples + replay,
+        out_dir=work / "merged",
+        work_dir=work / "trainer",
+        config=train_config,
+        on_progress=on_progress,
+    )
+    _update(run, stage=TrainingRun.Stage.COMPRESS)
+    name = f"{base.name.removesuffix('-base')}-{run.period.lower()}-r{run.pk}"
+    existing = ModelVersion.objects.filter(name=name).first()
+    if existing:  # registered by an attempt that died before recording it on the run
+        return existing
+    return inference_services.model_version_register(
+        name=name,
+        source_dir=work / "merged",
+        base_model_path=base.base_model_path,
+        recipe=run.recipe,
+        metrics={
+            "training": {
+                **{k: summary[k] for k in ("train_loss", "steps", "seconds", "samples")},
+                "reflection_samples": len(samples),
+                "replay_samples": len(replay),
+            }
+        },
+        parent=base,
+    )
+
+
+def training_run_execute(*, run_id: int) -> TrainingRun | None:
+    """Run every stage of a training run. Long: holds a DB lease, never a transaction."""
+    # Torch loads only in the process that evaluates.
+    from retrain.trainer.evaluate import error_class, evaluate_dir, summarize
+
+    run = training_run_acquire(run_id=run_id)
+    if run is None:
+        return None
+    try:
+        items = embedded.eval_items()
+        base = run.base_version
+        base_dir = inference_services.store_path(base.weights_path)
+        _update(run, stage=TrainingRun.Stage.BASELINE)
+        serving_rows = evaluate_dir(base_dir, items, expected_manifest=base.manifest)
+        # The serving model's own error classes on the held-out set become slices of both.
+        error_classes = {i: c for i, r in enumerate(serving_rows) if (c := error_class(r))}
+        serving_metrics = {
+            **summarize(serving_rows, error_classes=error_classes),
+            **selectors.review_metrics(base),
+        }
+        _record_evaluation(run, base, serving_metrics)
+
+        candidate = run.result_version
+        if candidate is None:  # a resumed run whose candidate is registered skips training
+            candidate = _train_and_register(run, base, base_dir)
+        _update(run, stage=TrainingRun.Stage.CANDIDATE, result_version_id=candidate.pk)
+        candidate_rows = evaluate_dir(
+            inference_services.store_path(candidate.weights_path), items, expected_manifest=candidate.manifest
+        )
+        candidate_metrics = summarize(candidate_rows, error_classes=error_classes)
+        _record_evaluation(run, candidate, candidate_metrics)
+
+        _update(run, stage=TrainingRun.Stage.GATE)
+        decision = gate_from_rows(
+            serving_rows,
+            candidate_rows,
+            serving=serving_metrics,
+            candidate=candidate_metrics,
+            error_classes=error_classes,
+        )
+        decision.update(serving=serving_metrics, candidate=candidate_metrics)
+        with transaction.atomic():
+            candidate.metrics = {**candidate.metrics, "evaluation": candidate_metrics}
+            candidate.save(update_fields=["metrics"])
+            if decision["promote"]:
+                inference_services.model_version_promote(version=candidate, reason=decision["reason"])
+            else:
+                inference_services.model_version_reject(version=candidate, reason=decision["reason"])
+            _update(run, stage=TrainingRun.Stage.DONE, decision=decision, finished_at=timezone.now())
+        return run
+    except Exception as exc:
+        log.exception("training run %s failed", run_id)
+        _update(
+            run,
+            stage=TrainingRun.Stage.FAILED,
+            error=f"{type(exc).__name__}: {exc}",
+            finished_at=timezone.now(),
+        )
+        raise
