@@ -7,6 +7,7 @@ held-out items and the thresholds from settings; the tests call it directly.
 from __future__ import annotations
 
 import random
+from fractions import Fraction
 
 
 def paired_bootstrap_gain(
@@ -38,20 +39,25 @@ def gate_decide(
     items losing more than ``tolerance`` (smaller slices are too noisy to judge and are listed
     as unjudged) where, given ``slice_ci``, that loss is significant (the slice's paired
     95 % interval lies below zero). Returns {"promote": bool, "reason": str, "gain": float, "slice_changes",
-    "unjudged_slices"}."""
-    gain = candidate["overall"]["accuracy"] - serving["overall"]["accuracy"]
-    changes = {
-        name: round(block["accuracy"] - serving["slices"][name]["accuracy"], 4)
+    "unjudged_slices"}.
+
+    Accuracies are compared exactly, as fractions of items (right / n), against the thresholds
+    read as decimals: a gain of 0.95 - 0.93 meets a required 0.02 (in floats it falls short).
+    """
+    gain = _exact(candidate["overall"]) - _exact(serving["overall"])
+    exact_changes = {
+        name: _exact(block) - _exact(serving["slices"][name])
         for name, block in candidate["slices"].items()
         if name in serving["slices"] and block["accuracy"] is not None
     }
+    changes = {name: round(float(change), 4) for name, change in exact_changes.items()}
     judged = {name for name in changes if serving["slices"][name]["n"] >= min_slice_n}
     # A slice loses when its drop exceeds the tolerance and is not noise: the upper end of its
     # paired-bootstrap interval lies below zero (when intervals are given).
     losses = {
-        name: -change
-        for name, change in changes.items()
-        if name in judged and -change > tolerance and (slice_ci is None or slice_ci[name][1] < 0)
+        name: round(float(-change), 4)
+        for name, change in exact_changes.items()
+        if name in judged and -change > _decimal(tolerance) and (slice_ci is None or slice_ci[name][1] < 0)
     }
     extra = {"slice_changes": changes, "unjudged_slices": sorted(set(changes) - judged)}
     if slice_ci is not None:
@@ -62,30 +68,45 @@ def gate_decide(
     return {**decision, **extra}
 
 
-def _gate_reason(*, gain, losses, min_gain, tolerance, ci) -> dict:
+def _exact(block: dict) -> Fraction:
+    """A block's accuracy as right / n. Blocks carry accuracy rounded to 4 places and, from an
+    evaluation, n: the count of right items is recovered exactly while n < 5000. Without n the
+    rounded decimal is taken as written."""
+    accuracy, n = block["accuracy"], block.get("n")
+    if accuracy is None:
+        return Fraction(0)
+    return Fraction(round(accuracy * n), n) if n else Fraction(str(accuracy))
+
+
+def _decimal(value: float) -> Fraction:
+    """A threshold as the decimal it was written as (0.02 is 2/100, not 0.0200000000000000004)."""
+    return Fraction(str(value))
+
+
+def _gate_reason(*, gain: Fraction, losses, min_gain, tolerance, ci) -> dict:
     interval = f" (95% CI {ci[0]:+.3f} to {ci[1]:+.3f})" if ci else ""
     if losses:
         return {
             "promote": False,
             "reason": f"slices lost more than {tolerance:.0%}: {losses}",
-            "gain": round(gain, 4),
+            "gain": round(float(gain), 4),
         }
-    if gain < min_gain:
+    if gain < _decimal(min_gain):
         return {
             "promote": False,
-            "reason": f"accuracy gain {gain:+.3f}{interval} is below the required {min_gain:+.3f}",
-            "gain": round(gain, 4),
+            "reason": f"accuracy gain {float(gain):+.3f}{interval} is below the required {min_gain:+.3f}",
+            "gain": round(float(gain), 4),
         }
     if ci and ci[0] <= 0:
         return {
             "promote": False,
-            "reason": f"accuracy gain {gain:+.3f} is not significant{interval}",
-            "gain": round(gain, 4),
+            "reason": f"accuracy gain {float(gain):+.3f} is not significant{interval}",
+            "gain": round(float(gain), 4),
         }
     return {
         "promote": True,
-        "reason": f"accuracy gain {gain:+.3f}{interval}, no slice lost more than {tolerance:.0%}",
-        "gain": round(gain, 4),
+        "reason": f"accuracy gain {float(gain):+.3f}{interval}, no slice lost more than {tolerance:.0%}",
+        "gain": round(float(gain), 4),
     }
 
 
