@@ -34,6 +34,13 @@ class AnnotationForm(forms.Form):
         label="Original reasoning understandable?",
         widget=forms.RadioSelect,
     )
+    override_reason = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Keep despite the checker, because",
+        help_text="only when the claim checker refuses a correction you know is right; a lead reviews it",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
 
     def clean(self):
         data = super().clean()

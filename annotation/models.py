@@ -25,6 +25,8 @@ class Annotation(models.Model):
         AWAITING_TWIN = "awaiting_twin", "Awaiting its blind twin"
         DISPUTED = "disputed", "Blind twins disagree: a lead decides"
         SUPERSEDED = "superseded", "Superseded by its twin"
+        # Approved, then taken back by a lead: the next dataset version leaves its samples out.
+        WITHDRAWN = "withdrawn", "Withdrawn by a lead"
 
     review_item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="annotations")
     annotator = models.ForeignKey(
@@ -50,6 +52,15 @@ class Annotation(models.Model):
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_note = models.TextField(blank=True)
+    # What the claim checker found wrong in the correction, and the reviewer's reason to keep it
+    # anyway (such a correction goes to second review).
+    check_problems = models.JSONField(default=dict, blank=True)
+    override_reason = models.TextField(blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    withdraw_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -89,6 +100,7 @@ class AuditEvent(models.Model):
         SUPERSEDE = "supersede"
         REQUEUE = "requeue"
         SETTINGS = "settings"
+        WITHDRAW = "withdraw"
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     action = models.CharField(max_length=30, choices=Action.choices)

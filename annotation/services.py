@@ -13,6 +13,11 @@ Routing of a submitted annotation (the rules leads tune on the review settings p
   second_review_share) for second review: it stays SUBMITTED until a lead approves it (as is
   or edited) or rejects it; a rejection returns the item to the queue.
 - Everything else is APPROVED on submit. Only APPROVED annotations become training data.
+- Before any of that the claim checker reads the correction (annotation.checks): a wrong claim
+  in a corrected step, or an answer that disagrees with the steps, refuses the submit with the
+  step named. The reviewer may keep it with a reason; it then waits for a lead (SUBMITTED).
+- A lead may withdraw an APPROVED annotation (WITHDRAWN, with a reason, audited): the next
+  dataset version leaves its samples out and records that it did.
 
 A step is only routed to someone who exists: with no other reviewer there is no blind twin
 and with no lead (other than the annotator) there is no second review; the audit event says so.
@@ -20,7 +25,6 @@ and with no lead (other than the annotator) there is no second review; the audit
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -29,6 +33,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from annotation.checks import answers_agree, correction_problems
 from annotation.models import Annotation, AuditEvent, ReviewPolicy
 from cogloop.draws import stable_draw
 from cogloop.errors import ApplicationError
@@ -260,18 +265,14 @@ def _clean_steps(steps: list[dict]) -> list[dict]:
     return [{"text": str(s["text"]).strip(), "strategy": s["strategy"]} for s in steps]
 
 
-def _normal_answer(text: str) -> str:
-    text = re.sub(r"^\s*the answer is\s*", "", text.strip().lower())
-    return re.sub(r"[\s.]+$", "", text)
-
-
 def twins_agree(a: Annotation, b: Annotation) -> bool:
     """Two blind annotations agree when they find the same error at the same step and give the
-    same answer. Wording and strategy labels may differ (agreement measures those)."""
+    same answer value ("34" and "The answer is 34.0" agree). Wording and strategy labels may
+    differ (agreement measures those)."""
     return (
         a.error_type == b.error_type
         and a.first_wrong_step == b.first_wrong_step
-        and _normal_answer(a.corrected_answer) == _normal_answer(b.corrected_answer)
+        and answers_agree(a.corrected_answer, b.corrected_answer)
     )
 
 
@@ -356,10 +357,13 @@ def annotation_submit(
     transparent: bool,
     first_wrong_step: int | None = None,
     correction_strategy: str = "",
+    override_reason: str = "",
 ) -> Annotation:
     """Store a reviewer's correction and route it (see the module docstring).
 
-    Requires a live lease held by the annotator; invalid input changes nothing.
+    Requires a live lease held by the annotator; invalid input changes nothing. A correction
+    the claim checker finds wrong is refused (``correction_check_failed``, the steps named)
+    unless ``override_reason`` says why it stands; then it waits for a lead.
     """
     item = ReviewItem.objects.select_for_update().select_related("output").filter(pk=item_id).first()
     if item is None:
@@ -374,6 +378,14 @@ def annotation_submit(
         error_type=error_type,
         first_wrong_step=first_wrong_step,
     )
+    problems = correction_problems(corrected_steps, corrected_answer)
+    override_reason = override_reason.strip()
+    if problems and not override_reason:
+        raise ApplicationError(
+            "the claim checker finds the correction wrong: fix it, or keep it with a reason for a lead",
+            code="correction_check_failed",
+            extra={"fields": problems},
+        )
     annotation = Annotation.objects.create(
         review_item=item,
         annotator=annotator,
@@ -386,9 +398,60 @@ def annotation_submit(
         confidence_high=confidence_high,
         transparent=transparent,
         status=Annotation.Status.SUBMITTED,
+        check_problems=problems,
+        override_reason=override_reason if problems else "",
     )
     audit(actor=annotator, action=AuditEvent.Action.SUBMIT, review_item=item, annotation=annotation)
+    if problems:
+        # Kept against the checker: a lead decides before it can become training data.
+        feedback_services.review_item_mark_annotated(item=item)
+        audit(
+            actor=None,
+            action=AuditEvent.Action.SUBMIT,
+            review_item=item,
+            annotation=annotation,
+            rule="the checker found problems; the reviewer kept it, so it waits for second review",
+            problems=problems,
+            reason=override_reason,
+        )
+        return annotation
     _route(annotation, item, review_policy_get())
+    return annotation
+
+
+@transaction.atomic
+def annotation_withdraw(*, annotation_id: int, lead, reason: str) -> Annotation:
+    """Take back an approved annotation: its samples leave the next dataset version."""
+    if not user_has_role(lead, LEAD):
+        raise ApplicationError("withdrawing an annotation needs the lead role", code="forbidden", status=403)
+    reason = reason.strip()
+    if not reason:
+        raise ApplicationError(
+            "say why the annotation is withdrawn",
+            code="validation_error",
+            extra={"fields": {"reason": ["a reason is required"]}},
+        )
+    annotation = Annotation.objects.select_for_update().filter(pk=annotation_id).first()
+    if annotation is None:
+        raise ApplicationError("no such annotation", code="not_found", status=404)
+    if annotation.status != Annotation.Status.APPROVED:
+        raise ApplicationError(
+            f"only an approved annotation can be withdrawn; this one is {annotation.get_status_display().lower()}",
+            code="not_withdrawable",
+            status=409,
+        )
+    annotation.status = Annotation.Status.WITHDRAWN
+    annotation.withdrawn_at = timezone.now()
+    annotation.withdrawn_by = lead
+    annotation.withdraw_reason = reason
+    annotation.save(update_fields=["status", "withdrawn_at", "withdrawn_by", "withdraw_reason"])
+    audit(
+        actor=lead,
+        action=AuditEvent.Action.WITHDRAW,
+        review_item=annotation.review_item,
+        annotation=annotation,
+        reason=reason,
+    )
     return annotation
 
 

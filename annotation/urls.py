@@ -12,6 +12,7 @@ urlpatterns = [
     path("<int:item_id>/release", views.release, name="release"),
     path("second/", views.second_review, name="second-review"),
     path("annotations/<int:annotation_id>/", views.annotation_review, name="annotation-review"),
+    path("annotations/<int:annotation_id>/withdraw", views.annotation_withdraw, name="annotation-withdraw"),
     path("agreement/", views.agreement, name="agreement"),
     path("audit/", views.audit_log, name="audit"),
     path("settings/", views.review_settings, name="settings"),

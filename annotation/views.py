@@ -209,6 +209,22 @@ def second_review(request):
 
 
 @lead_required
+@require_POST
+def annotation_withdraw(request, annotation_id):
+    try:
+        services.annotation_withdraw(
+            annotation_id=annotation_id, lead=request.user, reason=request.POST.get("reason", "")
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"Annotation {annotation_id} withdrawn: the next dataset version leaves it out."
+        )
+    return redirect("annotation:annotation-review", annotation_id=annotation_id)
+
+
+@lead_required
 def annotation_review(request, annotation_id):
     annotation = get_object_or_404(
         Annotation.objects.select_related(

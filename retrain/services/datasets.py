@@ -99,13 +99,18 @@ def dataset_version_build(*, period: str | None = None) -> DatasetVersion:
             f"dataset version {period} exists and is immutable", code="dataset_exists", status=409
         )
     parent = DatasetVersion.objects.filter(period__lt=period).order_by("-period").first()
-    old_ids = set(parent.samples.values_list("pk", flat=True)) if parent else set()
+    # A lead's withdrawal takes an annotation's samples out of every version from now on.
+    withdrawn = TrainingSample.objects.filter(source_annotation__status=Annotation.Status.WITHDRAWN)
+    inherited = set(parent.samples.values_list("pk", flat=True)) if parent else set()
+    dropped = set(withdrawn.filter(pk__in=inherited).values_list("pk", flat=True))
+    old_ids = inherited - dropped
     new = list(
-        TrainingSample.objects.exclude(pk__in=old_ids)
+        TrainingSample.objects.exclude(pk__in=inherited)
+        .exclude(pk__in=withdrawn.values("pk"))
         .filter(split="train")
         .select_related("source_annotation__review_item__output")
     )
-    if not new:
+    if not new and not dropped:
         raise ApplicationError(
             "no new approved samples since the last dataset version", code="no_new_samples"
         )
@@ -131,7 +136,7 @@ def dataset_version_build(*, period: str | None = None) -> DatasetVersion:
     out_dir = Path(settings.VAR_DIR) / "datasets" / period
     files = _export(out_dir, samples)
     digest = _hash([[s.kind, s.content_hash] for s in samples])
-    held_out = TrainingSample.objects.exclude(pk__in=old_ids).filter(split="eval").count()
+    held_out = TrainingSample.objects.exclude(pk__in=inherited).filter(split="eval").count()
     version = DatasetVersion.objects.create(
         period=period,
         parent=parent,
@@ -140,6 +145,16 @@ def dataset_version_build(*, period: str | None = None) -> DatasetVersion:
             **_composition(samples),
             "held_out_excluded": held_out,
             "carried_over": len(new) - (len(ids) - len(old_ids)),
+            "withdrawn": {
+                "samples": len(dropped),
+                "annotations": sorted(
+                    set(
+                        TrainingSample.objects.filter(pk__in=dropped).values_list(
+                            "source_annotation_id", flat=True
+                        )
+                    )
+                ),
+            },
         },
         growth=(len(ids) - len(old_ids)) / len(old_ids) if old_ids else None,
         sha256=digest,
