@@ -776,3 +776,12 @@ def numbers(text: str) -> list[tuple[Fraction, int]]:
         if tok.kind == "num" and not tok.poisoned:
             out.append((tok.value, tok.decimals))
     return out
+
+
+def evaluate(expression: str) -> Fraction | None:
+    """The exact value of one arithmetic expression as people write it, None when unreadable."""
+    seg = _Segment([t for t in _shape(_merge(_lex(expression))) if t.kind != "newline"])
+    if any(t.kind not in ("num", "op", "lp", "rp") for t in seg.toks):
+        return None
+    _read(seg)
+    return seg.values["exact"]
