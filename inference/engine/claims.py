@@ -36,7 +36,7 @@ NOTE = re.compile(r"<<([^<>]*)>>")
 LEADING_ZERO = re.compile(r"^[$€£¥]?\s?0\d")
 TOKEN = re.compile(
     r"""
-    (?P<time>\d{1,2}:\d{2}(?::\d{2})?)
+    (?P<time>\d{1,2}:\d{2}(?::\d{2})?(?!\d))
   | (?P<date>\d{4}-\d{1,2}-\d{1,2}\b|\d{1,2}/\d{1,2}/\d{2,4}\b)
   | (?P<version>\d+\.\d+\.\d+)
   | (?P<mixed>\d+[ \t]+\d+/\d+)(?![\d.,/])
@@ -91,6 +91,21 @@ NOT_UNITS |= {"in", "into", "left", "remaining", "total", "this", "these", "thos
 LABEL_WORDS = {"day", "days", "week", "weeks", "month", "months", "year", "years", "step", "steps", "part"}
 LABEL_WORDS |= {"stage", "phase", "round", "level", "grade", "chapter", "page", "option", "case", "no"}
 LABEL_WORDS |= {"number", "game", "item", "room", "floor", "row", "line", "question", "problem", "test"}
+QUANTIFIERS = {
+    "every",
+    "each",
+    "per",
+    "a",
+    "one",
+    "that",
+    "this",
+    "same",
+    "the",
+    "some",
+    "first",
+    "last",
+    "next",
+}
 CURRENCIES = {"$", "€", "£", "¥"}
 # After a stated result, these make it an operand of more arithmetic ("= 5 times as many").
 END_WORDS = {"times", "plus", "minus", "x", "divided", "multiplied", "squared", "cubed"}
@@ -207,6 +222,14 @@ def _merge(toks: list[Tok]) -> list[Tok]:
                 tok.poisoned = True  # "D2", "COVID19": part of a name
         if LEADING_ZERO.match(tok.text):
             tok.poisoned = True  # "0900": a clock reading or a code
+    for i, tok in enumerate(toks[1:-1], start=1):
+        if (
+            tok.text == "-"
+            and tok.attached
+            and toks[i + 1].attached
+            and "word" == toks[i - 1].kind == toks[i + 1].kind
+        ):
+            tok.kind = "other"  # "non-useful": a hyphen
     out: list[Tok] = []
     i = 0
     while i < len(toks):
@@ -307,6 +330,8 @@ def _shape(toks: list[Tok]) -> list[Tok]:
             consumed = _attach_words(prev, toks, i)
             if consumed:
                 i += consumed
+                if i < len(toks) and toks[i].kind in ("num", "lp"):
+                    out.append(Tok("other", "", toks[i].start, toks[i].start))  # "169 pounds 2 years"
                 continue
         if tok.kind == "op" and tok.text == "/" and prev is not None and prev.kind == "num":
             # "$5/hour": a rate's unit, not a division
@@ -330,8 +355,13 @@ def _attach_words(num: Tok, toks: list[Tok], i: int) -> int:
     """How many words after a number belong to it (scale, percent, unit); marks what it finds."""
     tok = toks[i]
     low = tok.text.lower()
+    stated = i >= 2 and toks[i - 2].kind == "eq"  # "= 26 cents", "= 13th": what the result counts
+    follows = toks[i + 1] if i + 1 < len(toks) else None
     if tok.attached and low in ORDINAL_SUFFIXES:
-        num.poisoned = True
+        num.poisoned = not stated
+        return 1
+    if stated and len(tok.text) == 1 and low != "x" and (follows is None or follows.kind not in ("op", "eq")):
+        num.unit = low  # "= 30 m"
         return 1
     if low in AMBIGUOUS_UNITS:
         num.poisoned = True
@@ -361,11 +391,12 @@ def _attach_words(num: Tok, toks: list[Tok], i: int) -> int:
             j += 2
     while words and j + 1 < len(toks) and toks[j].text == "/" and toks[j].attached:
         if toks[j + 1].kind != "word":
-            num.poisoned = True  # "5 minutes/100 meters": a rate whose other half follows
+            # "20 inches/5 days": a division; but "/ 5 minutes/100 meters" divides by a rate
+            num.poisoned = i >= 2 and toks[i - 2].text == "/"
+            num.unit = " ".join([num.unit, *words]).strip()
             return j - i
         words += ["/", toks[j + 1].text.lower()]  # "2 photos/day"
         j += 2
-    stated = i >= 2 and toks[i - 2].kind == "eq"  # "= 26 cents": the statement's unit
     times = j < len(toks) and toks[j].text.lower() in ("x", "times") and _times_follows(toks, j + 1)
     if words and (stated or times or j < len(toks) and toks[j].kind in ("op", "eq", "rp")):
         num.unit = " ".join([num.unit, *words]).strip()
@@ -633,7 +664,8 @@ def _cut_before(toks: list[Tok], i: int) -> bool:
             return owner is not None and (owner.kind == "num" or owner.text.lower() in ARITHMETIC_WORDS)
         first = toks[i]
         index = first.kind == "num" and not first.unit and first.decimals == 0 and first.value < 1000
-        return low in ARITHMETIC_WORDS or (low in LABEL_WORDS and index)
+        quantified = i >= 2 and toks[i - 2].text.lower() in QUANTIFIERS  # "every day 20 + 8"
+        return low in ARITHMETIC_WORDS or (low in LABEL_WORDS and index and not quantified)
     if before.text in FUNCTION_SIGNS:
         return True  # "√(144) = 12"
     if i >= 2 and before.text == "," and before.attached and toks[i - 2].kind == "num":
@@ -735,11 +767,21 @@ def _pair_claim(left: _Segment, right: _Segment, from_note: bool) -> CheckedClai
 
 
 def _converts_units(left: _Segment, right: _Segment) -> bool:
-    """Whether the stated side is in a unit the computation never mentions ("$0.25 x 10 = 250
-    cents"): a conversion the numbers alone cannot check."""
-    left_units = {_unit_key(t.unit) for t in left.toks if t.kind == "num" and t.unit}
-    right_units = {_unit_key(t.unit) for t in right.toks if t.kind == "num" and t.unit}
-    return bool(left_units) and bool(right_units - left_units)
+    """Whether the stated side is in a unit the computation never names, of a quantity it
+    measures ("$0.25 x 10 = 250 cents", "2 hours * 60 = 120 minutes"): a conversion the
+    numbers alone cannot check."""
+
+    def units(seg: _Segment) -> set[str]:
+        words = {
+            w
+            for t in seg.toks
+            if t.kind == "num" and t.unit
+            for w in _unit_key(t.unit).replace("/", " ").split()
+        }
+        return {w for w in words if w in DIMENSIONS}
+
+    named = units(left)
+    return any(DIMENSIONS[u] in {DIMENSIONS[n] for n in named} and u not in named for u in units(right))
 
 
 def _leaf_values(tok: Tok) -> dict[str, Fraction | None]:
