@@ -714,22 +714,22 @@ def _claims_in(toks: list[Tok], from_note: bool) -> list[CheckedClaim]:
             incomplete_end=_goes_on(toks, j),
         )
         for k in range(len(segs) - 1):
-            claim = _pair_claim(segs[k], segs[k + 1], from_note)
+            claim = _pair_claim(segs[k], segs[k + 1], from_note, chained=k > 0)
             if claim is not None:
                 claims.append(claim)
     return claims
 
 
-def _pair_claim(left: _Segment, right: _Segment, from_note: bool) -> CheckedClaim | None:
+def _pair_claim(left: _Segment, right: _Segment, from_note: bool, chained: bool) -> CheckedClaim | None:
     if left.incomplete or right.incomplete or not left.toks or not right.toks:
         return None
     computed, stated = left.values.get("exact"), right.values.get("exact")
     if computed is None or stated is None:
         return None
     left_plain, right_plain = _plain(left), _plain(right)
-    if left_plain is not None:
+    if left_plain is not None and (right_plain is not None or not chained):
         # A restatement, a conversion ("2 hours = 120 minutes") or a name ("Remaining 10 = ..."):
-        # only a computed left side is a claim.
+        # a plain left side is a claim only as a link of a chain ("2 + 3 = 5 = 10 / 2").
         return None
     approximate = bool(right.values.get("approx"))
     if _sides_agree(left, right, approximate):

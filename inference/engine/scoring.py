@@ -32,9 +32,10 @@ consistency = support * claim_check * (0.5 + 0.5 * answer_agreement) * contradic
 adaptability = min(consistency, 0.5 * error_recovery + 0.5 * strategy_diversity)
 
     error_recovery     share of wrong claims that a later claim corrects within
-                       RECOVERY_WINDOW steps (the same expression, or the same value, stated
-                       right; or a self-correction step stating the right value); 1.0 when
-                       nothing was wrong. A cue word alone corrects nothing.
+                       RECOVERY_WINDOW steps (the same expression stated right, or a
+                       self-correction step stating the right value); 1.0 when nothing was
+                       wrong. A cue word alone corrects nothing, nor does the right value
+                       turning up by coincidence in an unmarked later step.
     strategy_diversity (distinct named strategies - 1) / 2, clipped to [0, 1].
     The cap at consistency means neither switching strategies nor recovering can lift an
     answer above what its evidence supports: with weights summing to 1 the score never
@@ -106,11 +107,7 @@ def _corrections(parsed: ParsedOutput, claims: list[Claim]) -> dict[int, Claim]:
             continue
         window = range(wrong.step, wrong.step + RECOVERY_WINDOW + 1)
         for later in claims[i + 1 :]:
-            if (
-                later.step in window
-                and later.correct
-                and (later.left == wrong.left or later.stated_value == wrong.computed != wrong.stated_value)
-            ):
+            if later.step in window and later.correct and later.left == wrong.left:
                 fixed[i] = later
                 break
         else:
