@@ -13,6 +13,8 @@ from annotation.agreement import cohen_kappa, interval_overlap
 from annotation.models import Annotation, AuditEvent
 from feedback.models import ReviewItem
 from feedback.selectors import review_item_open_q
+from feedback.services import capture_policy_get
+from inference.models import Output
 
 # The checker's findings on an output (what "error type" filters in the queue, before any
 # human label exists): keys of Output.score_parts.
@@ -216,3 +218,44 @@ def audit_events(*, filters: dict) -> QuerySet[AuditEvent]:
     if filters.get("item"):
         events = events.filter(review_item_id=filters["item"])
     return events
+
+
+def capture_quality(*, threshold: float | None = None) -> dict:
+    """How well the score's capture finds wrong answers, from reviewers' approved verdicts.
+
+    precision  of the low-score captures reviewers judged, the share whose original was wrong
+               (any error type but "none").
+    recall     the share of all wrong answers that the score captured. The audit sample is a
+               random share of the answers the score let through; its wrong share, scaled to all
+               let-through outputs, estimates the misses:
+               recall = precision * captured / (precision * captured + miss_rate * let_through).
+    None where there is nothing to judge yet; ``audited`` and ``judged`` say how much there was.
+    """
+    threshold = threshold if threshold is not None else capture_policy_get().score_below
+    verdicts = Annotation.objects.filter(status=Annotation.Status.APPROVED)
+    wrong = ~Q(error_type=Annotation.ErrorType.NONE)
+    low = verdicts.filter(review_item__reason=ReviewItem.Reason.LOW_SCORE).aggregate(
+        n=Count("pk"), wrong=Count("pk", filter=wrong)
+    )
+    audit = verdicts.filter(review_item__reason=ReviewItem.Reason.AUDIT_SAMPLE).aggregate(
+        n=Count("pk"), wrong=Count("pk", filter=wrong)
+    )
+    outputs = Output.objects.aggregate(
+        captured=Count("pk", filter=Q(cognition_score__lt=threshold)),
+        let_through=Count("pk", filter=Q(cognition_score__gte=threshold)),
+    )
+    precision = low["wrong"] / low["n"] if low["n"] else None
+    miss_rate = audit["wrong"] / audit["n"] if audit["n"] else None
+    recall = None
+    if precision is not None and miss_rate is not None:
+        found = precision * outputs["captured"]
+        missed = miss_rate * outputs["let_through"]
+        recall = found / (found + missed) if found + missed else None
+    return {
+        "precision": precision,
+        "recall": recall,
+        "judged": low["n"],
+        "audited": audit["n"],
+        "miss_rate": miss_rate,
+        "threshold": threshold,
+    }

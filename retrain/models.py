@@ -70,6 +70,10 @@ class TrainingRun(models.Model):
     result_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # A failed or rejected run is retried in its period: the attempt counts up and what each
+    # earlier attempt did (stage, decision, error, candidate, config) is kept in ``history``.
+    attempt = models.PositiveSmallIntegerField(default=1)
+    history = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -3,7 +3,7 @@ from django.db.models import Count, Q
 from annotation.models import Annotation
 from inference.models import ModelVersion, Output
 from retrain import embedded
-from retrain.models import DatasetVersion, TrainingSample
+from retrain.models import DatasetVersion, Evaluation, TrainingSample
 
 REPLAY_MIN_SCORE = 0.75
 
@@ -44,15 +44,16 @@ def reflection_rows(dataset: DatasetVersion) -> list[dict]:
             intervals[s.source_annotation_id] = (s.payload["low"] + s.payload["high"]) / 2
     for s in samples.filter(kind=TrainingSample.Kind.REFLECTION).order_by("pk"):
         p = s.payload
-        rows.append(
-            {
-                "prompt": p["prompt"],
-                "chosen": p["chosen"],
-                "rejected": p["rejected"],
-                "confidence": intervals.get(s.source_annotation_id),
-                "rejected_confidence": None if p.get("error_type") == "none" else 0.0,
-            }
-        )
+        row = {
+            "prompt": p["prompt"],
+            "chosen": p["chosen"],
+            "confidence": intervals.get(s.source_annotation_id),
+        }
+        if p.get("error_type") != "none":
+            row.update(rejected=p["rejected"], rejected_confidence=0.0)
+        # else a reviewer verified the answer right (an audit approval): nothing to prefer it
+        # over, so it trains as replay (the trainer's rows without "rejected").
+        rows.append(row)
     return rows
 
 
@@ -70,3 +71,21 @@ def review_metrics(version: ModelVersion) -> dict:
         "transparency_approval": round(counts["yes"] / counts["n"], 4) if counts["n"] else None,
         "transparency_reviews": counts["n"],
     }
+
+
+# The error classes the held-out evaluation can tell apart (retrain.trainer.evaluate.error_class):
+# only samples of these can be judged learned.
+MEASURED_ERROR_TYPES = ("arithmetic", "inconsistent_answer", "wrong_operation")
+
+
+def retired_error_types() -> set[str]:
+    """Error types the serving model no longer makes: none of its held-out answers at its last
+    evaluation had that class. Empty until the active version has been evaluated."""
+    active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+    evaluation = (
+        Evaluation.objects.filter(model_version=active).order_by("-created_at").first() if active else None
+    )
+    own_errors = (evaluation.metrics or {}).get("own_errors") if evaluation else None
+    if own_errors is None:
+        return set()
+    return {t for t in MEASURED_ERROR_TYPES if not own_errors.get(t)}

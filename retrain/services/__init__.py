@@ -3,6 +3,7 @@
 ``retrain.gate``; the embedded evaluation set ``retrain.embedded``."""
 
 from retrain.embedded import eval_items
+from retrain.periods import quarter_of
 from retrain.services.datasets import (
     current_period,
     dataset_version_build,
@@ -15,10 +16,10 @@ from retrain.services.runs import (
     RUN_MAX_ATTEMPTS,
     TRAINING_RUN_EXECUTE_TASK,
     gate_from_rows,
-    quarter_of,
     training_run_acquire,
     training_run_execute,
     training_run_reconcile,
+    training_run_retry,
     training_run_start,
     training_run_start_quarterly,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "gate_from_rows",
     "held_out_fingerprints",
     "quarter_of",
+    "training_run_retry",
     "training_run_acquire",
     "training_run_execute",
     "training_run_reconcile",

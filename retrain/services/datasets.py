@@ -16,7 +16,7 @@ from annotation.models import Annotation
 from cogloop.errors import ApplicationError
 from feedback.services import prompt_fingerprint
 from inference.engine import chat
-from retrain import embedded
+from retrain import embedded, periods, selectors
 from retrain.models import DatasetVersion, TrainingSample
 
 log = logging.getLogger("cogloop.retrain")
@@ -85,14 +85,13 @@ def training_samples_collect() -> int:
 
 
 def current_period(today: date | None = None) -> str:
-    today = today or timezone.now().date()
-    return f"{today.year:04d}-{today.month:02d}"
+    return periods.current_month(today or timezone.now().date())
 
 
 @transaction.atomic
 def dataset_version_build(*, period: str | None = None) -> DatasetVersion:
     """The month's immutable dataset: the previous version's samples plus the new ones."""
-    period = period or current_period()
+    period = periods.month_checked(period or current_period(), today=timezone.now().date())
     training_samples_collect()
     if DatasetVersion.objects.filter(period=period).exists():
         raise ApplicationError(
@@ -103,30 +102,28 @@ def dataset_version_build(*, period: str | None = None) -> DatasetVersion:
     withdrawn = TrainingSample.objects.filter(source_annotation__status=Annotation.Status.WITHDRAWN)
     inherited = set(parent.samples.values_list("pk", flat=True)) if parent else set()
     dropped = set(withdrawn.filter(pk__in=inherited).values_list("pk", flat=True))
-    old_ids = inherited - dropped
+    # Samples of an error class the serving model no longer makes stay in history, out of training.
+    retired_types = selectors.retired_error_types()
+    retiring = TrainingSample.objects.filter(source_annotation__error_type__in=retired_types)
+    retired = set(retiring.filter(pk__in=inherited).values_list("pk", flat=True)) - dropped
+    old_ids = inherited - dropped - retired
     new = list(
         TrainingSample.objects.exclude(pk__in=inherited)
         .exclude(pk__in=withdrawn.values("pk"))
+        .exclude(pk__in=retiring.values("pk"))
         .filter(split="train")
         .select_related("source_annotation__review_item__output")
     )
-    if not new and not dropped:
+    if not new and not dropped and not retired:
         raise ApplicationError(
             "no new approved samples since the last dataset version", code="no_new_samples"
         )
     # Growth is capped (DATASET_MAX_GROWTH of the previous version, by annotation); what does
-    # not fit carries over to the next month. Highest value first: the weakest original
-    # answers (lowest cognition score), then the oldest.
-    by_annotation: dict[int, list[TrainingSample]] = {}
-    for sample in new:
-        by_annotation.setdefault(sample.source_annotation_id, []).append(sample)
-    ranked = sorted(
-        by_annotation.values(),
-        key=lambda group: (
-            group[0].source_annotation.review_item.output.cognition_score,
-            group[0].source_annotation_id,
-        ),
-    )
+    # not fit carries over to the next month. What fits is balanced: one annotation at a time
+    # from each (error type, strategy) group in turn, the weakest original answer (lowest
+    # cognition score) first within a group, so a month of one error class cannot crowd out
+    # the others, and verified-right answers (audit approvals, error type "none") get their turn.
+    ranked = _balanced(new)
     if parent:
         parent_annotations = len({a for a in parent.samples.values_list("source_annotation_id", flat=True)})
         room = max(1, int(parent_annotations * settings.COGLOOP["DATASET_MAX_GROWTH"]))
@@ -145,6 +142,10 @@ def dataset_version_build(*, period: str | None = None) -> DatasetVersion:
             **_composition(samples),
             "held_out_excluded": held_out,
             "carried_over": len(new) - (len(ids) - len(old_ids)),
+            "retired": {
+                "error_types": sorted(retired_types),
+                "samples": len(retired),
+            },
             "withdrawn": {
                 "samples": len(dropped),
                 "annotations": sorted(
@@ -162,6 +163,36 @@ def dataset_version_build(*, period: str | None = None) -> DatasetVersion:
     )
     version.samples.set(samples)
     return version
+
+
+def _balanced(samples: list[TrainingSample]) -> list[list[TrainingSample]]:
+    """Annotations' sample groups in admission order: round robin over (error type, main
+    strategy) groups, each ordered weakest answer first, then oldest."""
+    by_annotation: dict[int, list[TrainingSample]] = {}
+    for sample in samples:
+        by_annotation.setdefault(sample.source_annotation_id, []).append(sample)
+    buckets: dict[tuple[str, str], list[list[TrainingSample]]] = {}
+    for group in by_annotation.values():
+        annotation = group[0].source_annotation
+        strategies = [s.get("strategy", "other") for s in annotation.corrected_steps]
+        main = max(sorted(set(strategies)), key=strategies.count) if strategies else "other"
+        buckets.setdefault((annotation.error_type, main), []).append(group)
+    queues = [
+        sorted(
+            groups,
+            key=lambda g: (
+                g[0].source_annotation.review_item.output.cognition_score,
+                g[0].source_annotation_id,
+            ),
+        )
+        for _, groups in sorted(buckets.items())
+    ]
+    ranked: list[list[TrainingSample]] = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                ranked.append(queue.pop(0))
+    return ranked
 
 
 def _kind_counts(samples: list[TrainingSample]) -> dict[str, int]:
@@ -201,6 +232,8 @@ def _export(out_dir: Path, samples: list[TrainingSample]) -> dict:
         if s.kind == TrainingSample.Kind.REFLECTION:
             chosen = [{"role": "assistant", "content": p["chosen"]}]
             rows["sft"].append({"messages": user + chosen})
+            if p.get("error_type") == "none":
+                continue  # a verified-right answer: nothing to prefer it over
             rows["preference"].append(
                 {
                     "prompt": user,

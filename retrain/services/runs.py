@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -16,7 +16,7 @@ from cogloop.errors import ApplicationError
 from cogloop.outbox import outbox_enqueue
 from inference import services as inference_services
 from inference.models import ModelVersion
-from retrain import embedded, gate, selectors
+from retrain import embedded, gate, periods, selectors
 from retrain.models import DatasetVersion, Evaluation, TrainingRun
 from retrain.trainer.config import TrainConfig, TrainConfigError
 
@@ -25,13 +25,9 @@ log = logging.getLogger("cogloop.retrain")
 TRAINING_RUN_EXECUTE_TASK = "retrain.training_run_execute"
 
 
-def quarter_of(d: date) -> str:
-    return f"{d.year:04d}-Q{(d.month - 1) // 3 + 1}"
-
-
 def training_run_start_quarterly() -> TrainingRun | None:
     """The beat entry: this quarter's run on the latest dataset, once."""
-    period = quarter_of(timezone.now().date())
+    period = periods.quarter_of(timezone.now().date())
     dataset = DatasetVersion.objects.order_by("-period").first()
     if dataset is None or TrainingRun.objects.filter(period=period).exists():
         return None
@@ -83,16 +79,32 @@ def training_run_start(
     enqueue: bool = True,
 ) -> TrainingRun:
     """A run of ``recipe`` on ``dataset`` for the quarter, on the training queue (unless
-    ``enqueue`` is False: the caller executes it). Bad options are refused before any row."""
-    period = period or quarter_of(timezone.now().date())
+    ``enqueue`` is False: the caller executes it). Bad options are refused before any row.
+    A quarter has one run; a failed or rejected one is retried with ``training_run_retry``."""
+    today = timezone.now().date()
+    period = periods.quarter_checked(period or periods.quarter_of(today), today=today)
     existing = TrainingRun.objects.filter(period=period).first()
     if existing:
+        retryable = _retryable(existing)
         raise ApplicationError(
-            f"quarter {period} already has training run {existing.pk} ({existing.stage})",
+            f"quarter {period} already has training run {existing.pk} ({existing.stage}"
+            f"{', rejected' if existing.decision and not existing.decision.get('promote') else ''})"
+            + ("; retry it instead" if retryable else ""),
             code="run_exists",
             status=409,
-            extra={"run_id": existing.pk},
+            extra={"run_id": existing.pk, "retryable": retryable},
         )
+    train_config = _train_config(recipe, config)
+    base = _active_version()
+    run = TrainingRun.objects.create(
+        period=period, dataset=dataset, base_version=base, recipe=recipe, config=train_config.to_dict()
+    )
+    if enqueue:
+        outbox_enqueue(task_name=TRAINING_RUN_EXECUTE_TASK, payload={"run_id": run.pk})
+    return run
+
+
+def _train_config(recipe: str, config: dict | None) -> TrainConfig:
     try:
         train_config = TrainConfig(recipe=recipe, **(config or {}))
         train_config.validate()
@@ -100,12 +112,74 @@ def training_run_start(
         raise ApplicationError(f"unknown training option: {exc}", code="invalid_config") from exc
     except TrainConfigError as exc:
         raise ApplicationError(str(exc), code="invalid_config") from exc
+    return train_config
+
+
+def _active_version() -> ModelVersion:
     base = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
     if base is None:
         raise ApplicationError("no active model version to train from", code="no_active_model")
-    run = TrainingRun.objects.create(
-        period=period, dataset=dataset, base_version=base, recipe=recipe, config=train_config.to_dict()
-    )
+    return base
+
+
+def _retryable(run: TrainingRun) -> bool:
+    """A run ended without a promotion: it failed, or the gate rejected its candidate."""
+    if run.stage == TrainingRun.Stage.FAILED:
+        return True
+    return run.stage == TrainingRun.Stage.DONE and not (run.decision or {}).get("promote")
+
+
+@transaction.atomic
+def training_run_retry(
+    *,
+    run_id: int,
+    recipe: str | None = None,
+    config: dict | None = None,
+    dataset: DatasetVersion | None = None,
+    enqueue: bool = True,
+) -> TrainingRun:
+    """Another attempt at a failed or rejected run, in its own period. The earlier attempt's
+    stage, decision, error, candidate and config go to ``history``; the new attempt starts from
+    the active version on the given (else the latest) dataset, with new options if given."""
+    run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+    if run is None:
+        raise ApplicationError("no such training run", code="not_found", status=404)
+    if not _retryable(run):
+        raise ApplicationError(
+            f"training run {run.pk} is {run.stage}"
+            + (" and promoted its candidate" if run.stage == TrainingRun.Stage.DONE else "")
+            + ": only a failed or rejected run is retried",
+            code="not_retryable",
+            status=409,
+        )
+    options = {k: v for k, v in {**run.config, **(config or {})}.items() if k != "recipe"}
+    train_config = _train_config(recipe or run.recipe, options)
+    base = _active_version()
+    run.history = [
+        *run.history,
+        {
+            "attempt": run.attempt,
+            "stage": run.stage,
+            "decision": {k: v for k, v in (run.decision or {}).items() if k in ("promote", "reason", "gain")},
+            "error": run.error,
+            "result_version": run.result_version.name if run.result_version else None,
+            "recipe": run.recipe,
+            "config": run.config,
+            "dataset": run.dataset.period,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        },
+    ]
+    run.attempt += 1
+    run.dataset = dataset or DatasetVersion.objects.order_by("-period").first() or run.dataset
+    run.base_version = base
+    run.recipe = train_config.recipe
+    run.config = train_config.to_dict()
+    run.stage = TrainingRun.Stage.QUEUED
+    run.progress, run.loss_history, run.decision = {}, [], {}
+    run.error, run.lease_owner = "", ""
+    run.heartbeat_at = run.finished_at = None
+    run.result_version = None
+    run.save()
     if enqueue:
         outbox_enqueue(task_name=TRAINING_RUN_EXECUTE_TASK, payload={"run_id": run.pk})
     return run
@@ -164,6 +238,16 @@ def gate_from_rows(
     )
 
 
+def _own_errors(rows: list[dict], classify) -> dict[str, int]:
+    """How many held-out items a model got wrong, by error class: the dataset build retires
+    samples of a class the serving model no longer makes."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if cls := classify(row):
+            counts[cls] = counts.get(cls, 0) + 1
+    return counts
+
+
 def _record_evaluation(run: TrainingRun, version: ModelVersion, metrics: dict) -> None:
     Evaluation.objects.update_or_create(
         model_version=version, training_run=run, eval_set="workload-heldout", defaults={"metrics": metrics}
@@ -185,7 +269,7 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
     )
     # Keyed by the row's creation time too: a run id reused after a database reset must never
     # resume another run's checkpoint. A resumed attempt of this run finds its own.
-    work = Path(settings.VAR_DIR) / "runs" / f"{run.pk}-{run.created_at:%Y%m%dT%H%M%S%f}"
+    work = Path(settings.VAR_DIR) / "runs" / f"{run.pk}-{run.created_at:%Y%m%dT%H%M%S%f}-a{run.attempt}"
     history: list[dict] = list(run.loss_history or [])  # a resumed attempt continues the curve
 
     def on_progress(p):
@@ -203,6 +287,8 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
     )
     _update(run, stage=TrainingRun.Stage.COMPRESS)
     name = f"{base.name.removesuffix('-base')}-{run.period.lower()}-r{run.pk}"
+    if run.attempt > 1:
+        name += f"-a{run.attempt}"
     existing = ModelVersion.objects.filter(name=name).first()
     if existing:  # registered by an attempt that died before recording it on the run
         return existing
@@ -241,6 +327,7 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
         serving_metrics = {
             **summarize(serving_rows, error_classes=error_classes),
             **selectors.review_metrics(base),
+            "own_errors": _own_errors(serving_rows, error_class),
         }
         _record_evaluation(run, base, serving_metrics)
 
@@ -251,7 +338,10 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
         candidate_rows = evaluate_dir(
             inference_services.store_path(candidate.weights_path), items, expected_manifest=candidate.manifest
         )
-        candidate_metrics = summarize(candidate_rows, error_classes=error_classes)
+        candidate_metrics = {
+            **summarize(candidate_rows, error_classes=error_classes),
+            "own_errors": _own_errors(candidate_rows, error_class),
+        }
         _record_evaluation(run, candidate, candidate_metrics)
 
         _update(run, stage=TrainingRun.Stage.GATE)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 from django.conf import settings
@@ -14,7 +15,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
+from django.utils import timezone
 
+from annotation import selectors as annotation_selectors
 from cogloop.models import OutboxMessage
 from demo import simulation
 from feedback.models import ReviewItem
@@ -40,6 +43,12 @@ class Command(BaseCommand):
         parser.add_argument("--recipe", default="lora-all")
         parser.add_argument("--epochs", type=float, default=None)
         parser.add_argument("--seed", type=int, default=4242)
+        parser.add_argument(
+            "--cycles",
+            type=int,
+            default=1,
+            help="monthly cycles, each with fresh traffic, review, a dataset version and a training run",
+        )
 
     def say(self, msg: str) -> None:
         self.stdout.write(f"[{time.monotonic() - self.t0:6.1f}s] {msg}")
@@ -72,21 +81,35 @@ class Command(BaseCommand):
             self.say(f"{label}: measured {summary['overall']['n']} held-out problems")
             return summary
 
+        if opts["cycles"] < 1:
+            raise CommandError("--cycles must be at least 1")
         before = measure("before")
 
         worker = self.start_worker()
+        # Ctrl-C and SIGTERM both unwind through the finally below, which stops the worker and
+        # with it any training it runs (the default SIGTERM would leave the worker training).
+        signal.signal(signal.SIGTERM, _interrupted)
         try:
-            self.loop(opts, api_key, before, items, measure)
+            results = []
+            for cycle, month in enumerate(cycle_months(opts["cycles"], timezone.now().date()), start=1):
+                if opts["cycles"] > 1:
+                    self.say(f"cycle {cycle} of {opts['cycles']}: month {month}")
+                results.append(self.loop(opts, api_key, before, measure, cycle=cycle, month=month))
+            if len(results) > 1:
+                self.report_cycles(before, results)
             if not opts["no_serve"]:
                 self.serve(opts, api_key)
         finally:
             self.stop_worker(worker)
 
-    def loop(self, opts, api_key, before, items, measure):
-        traffic = [p.prompt for p in workload.problems(opts["traffic"], seed=opts["seed"], split="train")]
+    def loop(self, opts, api_key, before, measure, *, cycle: int, month: str) -> dict:
+        # each cycle is a fresh draw of traffic (its own seed), as a new month's product use is
+        seed = opts["seed"] + 1000 * (cycle - 1)
+        skip = ReviewItem.objects.count()
+        traffic = [p.prompt for p in workload.problems(opts["traffic"], seed=seed, split="train")]
         self.say(f"sending {len(traffic)} product requests to POST /api/v1/generate ...")
         outputs = simulation.send_traffic(api_key, traffic)
-        fb = simulation.send_user_feedback(api_key, outputs, share=0.3, seed=opts["seed"])
+        fb = simulation.send_user_feedback(api_key, outputs, share=0.3, seed=seed)
         self.say(f"simulated users sent {fb['created']} thumbs through POST /api/v1/feedback/bulk")
         # The worker applies the capture policy to the feedback: wait for the queue to settle.
         deadline, last = time.monotonic() + 60, -1
@@ -96,8 +119,12 @@ class Command(BaseCommand):
                 break
             last = count
             time.sleep(2)
+        fresh = ReviewItem.objects.order_by("pk")[skip:].values_list("pk", flat=True)
         reasons = dict(
-            ReviewItem.objects.values_list("reason").annotate(n=Count("pk")).values_list("reason", "n")
+            ReviewItem.objects.filter(pk__in=list(fresh))
+            .values_list("reason")
+            .annotate(n=Count("pk"))
+            .values_list("reason", "n")
         )
         captured = sum(reasons.values())
         self.say(f"{captured} outputs captured into the review queue {reasons}")
@@ -105,14 +132,26 @@ class Command(BaseCommand):
         annotated = simulation.review_queue("reviewer", "cogloop-review")
         self.say(f"simulated reviewer annotated {annotated} items through the review pages")
 
-        period = retrain_services.current_period()
-        dataset = DatasetVersion.objects.filter(period=period).first()
+        dataset = DatasetVersion.objects.filter(period=month).first()
         if dataset is None:
-            dataset = retrain_services.dataset_version_build(period=period)
-        self.say(f"dataset {dataset.period}: {dataset.counts} (sha256 {dataset.sha256[:12]})")
+            dataset = retrain_services.dataset_version_build(period=month)
+        retired = dataset.composition.get("retired", {})
+        self.say(
+            f"dataset {dataset.period}: {dataset.counts} (sha256 {dataset.sha256[:12]})"
+            + (
+                f"; retired {retired['samples']} samples of {retired['error_types']}"
+                if retired.get("samples")
+                else ""
+            )
+        )
 
         config = {"epochs": opts["epochs"]} if opts["epochs"] else {}
-        run = retrain_services.training_run_start(dataset=dataset, recipe=opts["recipe"], config=config)
+        run = retrain_services.training_run_start(
+            dataset=dataset,
+            recipe=opts["recipe"],
+            config=config,
+            period=retrain_services.quarter_of(date.fromisoformat(f"{month}-01")),
+        )
         self.say(f"training run {run.pk} ({run.recipe}) queued for the Celery worker")
         run = self.wait_for_run(run)
         if run.stage != TrainingRun.Stage.DONE:
@@ -126,6 +165,7 @@ class Command(BaseCommand):
             self.say(f"serving process swapped to {run.result_version.name}")
         after = measure("after")
         self.report(before, after, captured, annotated, dataset, run)
+        return {"cycle": cycle, "month": month, "run": run, "after": after, "dataset": dataset}
 
     def serve(self, opts, api_key):
         self.stdout.write(
@@ -198,18 +238,71 @@ class Command(BaseCommand):
                 f"mean cognition score {b['mean_score']:.3f} -> {a['mean_score']:.3f}"
             )
 
+        promoted = run.decision["promote"]
         lines = ["", "Cogloop demo report (held-out problems, measured in this run)"]
+        if promoted:
+            lines.append("  the serving model before the loop -> after it (the candidate now serves)")
+            pairs = (before, after)
+        else:
+            # The serving model did not change: show what the rejected candidate did instead.
+            lines.append("  the serving model -> the rejected candidate, as the gate measured them")
+            pairs = (run.decision["serving"], run.decision["candidate"])
         for name in ("blind_spot", "rest"):
-            lines.append(row(name, before["slices"][name], after["slices"][name]))
-        lines.append(row("overall", before["overall"], after["overall"]))
+            lines.append(row(name, pairs[0]["slices"][name], pairs[1]["slices"][name]))
+        lines.append(row("overall", pairs[0]["overall"], pairs[1]["overall"]))
+        capture = selectors_capture_quality()
         lines += [
             f"  review queue: {captured} captured, {annotated} annotated, "
             f"{dataset.counts.get('reflection', 0)} reflection samples in dataset {dataset.period}",
-            f"  training run {run.pk}: recipe {run.recipe}, {len(run.loss_history)} logged steps, "
+            f"  capture (audit-sample verdicts): {capture}",
+            f"  training run {run.pk} ({run.period}, attempt {run.attempt}): recipe {run.recipe}, "
+            f"{len(run.loss_history)} logged steps, "
             f"loss {run.loss_history[0]['loss'] if run.loss_history else '?'} -> "
             f"{run.loss_history[-1]['loss'] if run.loss_history else '?'}",
-            f"  promotion: {'promoted' if run.decision['promote'] else 'rejected'} "
+            f"  promotion: {'promoted' if promoted else 'rejected'} "
             f"{run.result_version.name if run.result_version else ''} ({run.decision['reason']})",
             f"  loop time: {time.monotonic() - self.t0:.0f}s",
         ]
         self.stdout.write("\n".join(lines) + "\n")
+
+    def report_cycles(self, before, results) -> None:
+        lines = ["", "Cycles (held-out error rate of the serving model after each cycle)"]
+        lines.append(
+            f"  start     overall {before['overall']['error_rate']:6.1%}  "
+            f"blind_spot {before['slices']['blind_spot']['error_rate']:6.1%}"
+        )
+        for r in results:
+            run, after = r["run"], r["after"]
+            verdict = "promoted" if run.decision["promote"] else "rejected"
+            lines.append(
+                f"  cycle {r['cycle']} ({r['month']})  overall {after['overall']['error_rate']:6.1%}  "
+                f"blind_spot {after['slices']['blind_spot']['error_rate']:6.1%}  "
+                f"dataset {r['dataset'].counts.get('reflection', 0)} reflection  {verdict}: {run.decision['reason']}"
+            )
+        self.stdout.write("\n".join(lines) + "\n")
+
+
+def cycle_months(cycles: int, today: date) -> list[str]:
+    """The months the cycles stand for, oldest first, ending with this one. Three months apart:
+    the demo compresses time, and each cycle's training run needs a quarter of its own (a
+    quarter has one run; retries are its attempts)."""
+    months = []
+    for back in range(cycles - 1, -1, -1):
+        index = today.year * 12 + today.month - 1 - 3 * back
+        months.append(f"{index // 12:04d}-{index % 12 + 1:02d}")
+    return months
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def selectors_capture_quality() -> str:
+    quality = annotation_selectors.capture_quality()
+    if quality["precision"] is None:
+        return "no reviewer verdicts yet"
+    recall = f"{quality['recall']:.0%}" if quality["recall"] is not None else "n/a"
+    return (
+        f"precision {quality['precision']:.0%} of {quality['judged']} judged low-score captures were wrong; "
+        f"recall {recall} of wrong answers captured (misses estimated from {quality['audited']} audited answers)"
+    )

@@ -22,7 +22,7 @@ def _option(text: str) -> tuple[str, object]:
 class Command(BaseCommand):
     help = (
         "retrain dataset [--period YYYY-MM] | retrain train [--recipe R] [--period YYYY-Qn] [--set key=value ...] "
-        "[--now] | retrain status"
+        "[--now] | retrain retry RUN_ID [--recipe R] [--set key=value ...] [--now] | retrain status"
     )
 
     def add_arguments(self, parser):
@@ -42,6 +42,11 @@ class Command(BaseCommand):
         train.add_argument(
             "--now", action="store_true", help="run in this process instead of on the training queue"
         )
+        retry = sub.add_parser("retry", help="another attempt at a failed or rejected run, in its period")
+        retry.add_argument("run_id", type=int)
+        retry.add_argument("--recipe")
+        retry.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+        retry.add_argument("--now", action="store_true")
         sub.add_parser("status", help="dataset versions and training runs")
 
     def handle(self, *args, **opts):
@@ -67,6 +72,17 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"training run {run.pk} ({run.period}, {run.recipe}) on dataset {dataset.period}"
                 )
+                if opts["now"]:
+                    run = services.training_run_execute(run_id=run.pk)
+                    self.stdout.write(f"run {run.pk}: {run.stage}; {run.decision.get('reason', run.error)}")
+            elif opts["action"] == "retry":
+                run = services.training_run_retry(
+                    run_id=opts["run_id"],
+                    recipe=opts["recipe"],
+                    config=dict(_option(o) for o in opts["set"]) or None,
+                    enqueue=not opts["now"],
+                )
+                self.stdout.write(f"training run {run.pk} ({run.period}): attempt {run.attempt} queued")
                 if opts["now"]:
                     run = services.training_run_execute(run_id=run.pk)
                     self.stdout.write(f"run {run.pk}: {run.stage}; {run.decision.get('reason', run.error)}")
