@@ -83,7 +83,13 @@ def extract_claims(step_index: int, text: str) -> list[Claim]:
 
 
 def score_output(
-    parsed: ParsedOutput, *, weight_consistency: float = 0.6, weight_adaptability: float = 0.4
+    parsed: ParsedOutput,
+    *,
+    weight_consistency: float = 0.6,
+    weight_adaptability: float = 0.4,
+    agreement: float | None = None,
+    model_confidence: float | None = None,
+    head_confidence: float | None = None,
 ) -> ScoreParts:
     claims = [c for s in parsed.steps for c in extract_claims(s.index, s.text)]
     correcting_steps = {s.index for s in parsed.steps if s.self_correction}
@@ -108,6 +114,8 @@ def score_output(
     contradiction_free = 1.0 - (contradictions / len(claims) if claims else 0.0)
 
     consistency = claim_accuracy * (0.5 + 0.5 * answer_agreement) * contradiction_free
+    if agreement is not None:  # self-consistency: the share of the group's other samples that agree
+        consistency *= 0.5 + 0.5 * agreement
 
     named = {s.strategy for s in parsed.steps if s.strategy != "other"}
     strategy_diversity = min(1.0, max(0.0, (len(named) - 1) / 2))
