@@ -9,6 +9,7 @@ import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from django.conf import settings
@@ -211,40 +212,7 @@ def model_version_reject(*, version: ModelVersion, reason: str) -> ModelVersion:
     return version
 
 
-def score_text(
-    raw_text: str,
-    *,
-    agreement: float | None = None,
-    model_confidence: float | None = None,
-    head_confidence: float | None = None,
-) -> tuple[ParsedOutput, ScoreParts]:
-    return _score(
-        parse_output(raw_text),
-        agreement=agreement,
-        model_confidence=model_confidence,
-        head_confidence=head_confidence,
-    )
-
-
-def _score(
-    parsed: ParsedOutput,
-    *,
-    agreement: float | None,
-    model_confidence: float | None,
-    head_confidence: float | None,
-) -> tuple[ParsedOutput, ScoreParts]:
-    parts = score_output(
-        parsed,
-        weight_consistency=settings.COGLOOP["SCORE_WEIGHT_CONSISTENCY"],
-        weight_adaptability=settings.COGLOOP["SCORE_WEIGHT_ADAPTABILITY"],
-        agreement=agreement,
-        model_confidence=model_confidence,
-        head_confidence=head_confidence,
-    )
-    return parsed, parts
-
-
-def steps_with_flags(parsed, parts) -> list[dict]:
+def steps_with_flags(parsed: ParsedOutput, parts: ScoreParts) -> list[dict]:
     wrong = set(parts.wrong_steps)
     return [{**s.to_dict(), "wrong": s.index in wrong} for s in parsed.steps]
 
@@ -262,8 +230,10 @@ def _scored_fields(
     grouped: bool = False,
 ) -> dict:
     """The Output columns that parsing and scoring give, the confidences passed to the score."""
-    parsed, parts = _score(
+    parts = score_output(
         parsed,
+        weight_consistency=settings.COGLOOP["SCORE_WEIGHT_CONSISTENCY"],
+        weight_adaptability=settings.COGLOOP["SCORE_WEIGHT_ADAPTABILITY"],
         agreement=agreement,
         model_confidence=model_confidence,
         head_confidence=_head_confidence(meta),
@@ -406,7 +376,7 @@ class SampleGroup:
     id: uuid.UUID
     outputs: list[Output]
 
-    @property
+    @cached_property
     def majority_answer(self) -> str | None:
         return majority_answer([o.answer for o in self.outputs])
 
