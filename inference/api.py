@@ -1,6 +1,7 @@
 import math
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.shortcuts import get_object_or_404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import (
@@ -193,11 +194,27 @@ def _check_prompt_size(prompt: str) -> None:
         )
 
 
+def _request_data(request):
+    """The parsed body; one over Django's size limit (a large sample group with logprobs can
+    be) is a JSON 413 naming the limit instead of Django's bare HTML 400."""
+    try:
+        return request.data
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise ApplicationError(
+            f"the request body is over the limit of {limit} bytes",
+            code="request_too_large",
+            status=413,
+            extra={"limit": limit},
+        ) from None
+
+
 def _validated_prompt_body(serializer_class, request) -> dict:
     """An over-long prompt is a 413 naming the limit; every other problem a 400 naming the field."""
-    if isinstance(request.data, dict) and isinstance(request.data.get("prompt"), str):
-        _check_prompt_size(request.data["prompt"])
-    data = serializer_class(data=request.data)
+    body = _request_data(request)
+    if isinstance(body, dict) and isinstance(body.get("prompt"), str):
+        _check_prompt_size(body["prompt"])
+    data = serializer_class(data=body)
     data.is_valid(raise_exception=True)
     return data.validated_data
 

@@ -287,3 +287,11 @@ def test_posted_logprobs_give_the_model_confidence(api_client, api_key):
     assert confidences == [pytest.approx(math.exp(-0.06)), pytest.approx(math.exp(-1.5)), None]
     stored = Output.objects.get(uuid=group["outputs"][1]["id"])
     assert stored.model_confidence == pytest.approx(math.exp(-1.5))
+
+
+def test_a_body_over_the_size_limit_is_a_json_413(api_client, api_key, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    r = post(api_client, "/api/v1/outputs", {"prompt": PEN, "samples": [EIGHTEEN[0] * 20] * 2}, api_key)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    assert r.json()["error"]["limit"] == 1000
+    assert Output.objects.count() == 0
