@@ -210,6 +210,7 @@ COGLOOP = {
     "SERVE_DEVICE": env("SERVE_DEVICE", default="cpu"),
     "SERVE_DTYPE": env("SERVE_DTYPE", default="auto"),
     "GENERATE_TIMEOUT_S": env.float("GENERATE_TIMEOUT_S", default=120.0),
+    "GENERATE_DEFAULT_N": env.int("GENERATE_DEFAULT_N", default=1),  # answers per /generate (sample group)
     "GATE_SLICE_TOLERANCE": env.float("GATE_SLICE_TOLERANCE", default=0.05),
     # Slices smaller than this are reported but not judged: a few items swing by >5 points.
     "GATE_MIN_SLICE_N": env.int("GATE_MIN_SLICE_N", default=30),

@@ -1,7 +1,16 @@
+import math
+
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.shortcuts import get_object_or_404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status
 from rest_framework.authentication import BaseAuthentication, BasicAuthentication, SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed
@@ -93,12 +102,85 @@ class OutputSerializer(serializers.ModelSerializer):
             "adaptability",
             "score_parts",
             "model_confidence",
+            "head_confidence",
+            "sample_group",
             "model_version",
             "latency_ms",
             "prompt_tokens",
             "completion_tokens",
             "created_at",
         ]
+
+
+class SampleGroupSerializer(serializers.Serializer):
+    """A sample group: answers to one prompt sampled together, with the majority's answer."""
+
+    class SampleSerializer(serializers.ModelSerializer):
+        id = serializers.UUIDField(source="uuid")
+        text = serializers.CharField(source="raw_text")
+        agreement = serializers.SerializerMethodField(
+            help_text="share of the group's other samples whose final answer equals this one's"
+        )
+        is_majority = serializers.SerializerMethodField()
+
+        class Meta:
+            model = Output
+            fields = [
+                "id",
+                "text",
+                "answer",
+                "cognition_score",
+                "consistency",
+                "adaptability",
+                "agreement",
+                "is_majority",
+                "model_confidence",
+                "head_confidence",
+                "latency_ms",
+                "completion_tokens",
+            ]
+
+        def get_agreement(self, output) -> float | None:
+            return output.score_parts.get("agreement")
+
+        def get_is_majority(self, output) -> bool:
+            return self.context["group"].is_majority(output)
+
+    sample_group = serializers.UUIDField(source="id")
+    prompt = serializers.SerializerMethodField()
+    n = serializers.SerializerMethodField()
+    majority_answer = serializers.CharField(
+        allow_null=True,
+        help_text="the normalised final answer more samples give than any other (at least two); "
+        "null on a tie",
+    )
+    model_version = serializers.SerializerMethodField()
+    outputs = serializers.SerializerMethodField()
+
+    def get_prompt(self, group) -> str:
+        return group.outputs[0].prompt
+
+    def get_n(self, group) -> int:
+        return len(group.outputs)
+
+    def get_model_version(self, group) -> str | None:
+        version = group.outputs[0].model_version
+        return version.name if version else None
+
+    @extend_schema_field(SampleSerializer(many=True))
+    def get_outputs(self, group) -> list:
+        return self.SampleSerializer(group.outputs, many=True, context={"group": group}).data
+
+
+def _sample_group_response(group) -> Response:
+    return Response(SampleGroupSerializer(group).data, status=status.HTTP_201_CREATED)
+
+
+OUTPUT_OR_GROUP = PolymorphicProxySerializer(
+    component_name="OutputOrSampleGroup",
+    serializers=[OutputSerializer, SampleGroupSerializer],
+    resource_type_field_name=None,
+)
 
 
 def _check_prompt_size(prompt: str) -> None:
@@ -112,11 +194,27 @@ def _check_prompt_size(prompt: str) -> None:
         )
 
 
+def _request_data(request):
+    """The parsed body; one over Django's size limit (a large sample group with logprobs can
+    be) is a JSON 413 naming the limit instead of Django's bare HTML 400."""
+    try:
+        return request.data
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise ApplicationError(
+            f"the request body is over the limit of {limit} bytes",
+            code="request_too_large",
+            status=413,
+            extra={"limit": limit},
+        ) from None
+
+
 def _validated_prompt_body(serializer_class, request) -> dict:
     """An over-long prompt is a 413 naming the limit; every other problem a 400 naming the field."""
-    if isinstance(request.data, dict) and isinstance(request.data.get("prompt"), str):
-        _check_prompt_size(request.data["prompt"])
-    data = serializer_class(data=request.data)
+    body = _request_data(request)
+    if isinstance(body, dict) and isinstance(body.get("prompt"), str):
+        _check_prompt_size(body["prompt"])
+    data = serializer_class(data=body)
     data.is_valid(raise_exception=True)
     return data.validated_data
 
@@ -134,11 +232,92 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+LOGPROBS_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "description": "OpenAI's per-answer `logprobs`: the answer's tokens in order with their natural "
+    "log-probabilities (other keys, such as top_logprobs, are ignored). They give the output's "
+    "model_confidence.",
+    "properties": {
+        "content": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"token": {"type": "string"}, "logprob": {"type": "number", "maximum": 0}},
+                "required": ["token", "logprob"],
+            },
+        }
+    },
+    "required": ["content"],
+}
+
+
+@extend_schema_field(LOGPROBS_SCHEMA)
+class LogprobsField(serializers.Field):
+    """``{"content": [{"token": str, "logprob": number <= 0}, ...]}`` -> (tokens, logprobs).
+
+    Read with plain loops, not a nested serializer: an R1 answer is thousands of tokens.
+    """
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
+            raise serializers.ValidationError('expected {"content": [{"token": ..., "logprob": ...}, ...]}')
+        content = data["content"]
+        limit = settings.COGLOOP["MAX_OUTPUT_CHARS"]
+        if len(content) > limit:
+            raise serializers.ValidationError(f"at most {limit} tokens")
+        tokens, logprobs = [], []
+        for i, item in enumerate(content):
+            token = item.get("token") if isinstance(item, dict) else None
+            logprob = item.get("logprob") if isinstance(item, dict) else None
+            if not isinstance(token, str):
+                raise serializers.ValidationError(f"content[{i}]: token must be a string")
+            if (
+                isinstance(logprob, bool)
+                or not isinstance(logprob, int | float)
+                or not math.isfinite(logprob)
+                or logprob > 0
+            ):
+                raise serializers.ValidationError(f"content[{i}]: logprob must be a number <= 0")
+            tokens.append(token)
+            logprobs.append(float(logprob))
+        return tokens, logprobs
+
+    def to_representation(self, value):
+        tokens, logprobs = value
+        return {"content": [{"token": t, "logprob": lp} for t, lp in zip(tokens, logprobs)]}
+
+
+def _check_output_size(value: str) -> str:
+    limit = settings.COGLOOP["MAX_OUTPUT_CHARS"]
+    if len(value) > limit:
+        raise serializers.ValidationError(f"at most {limit} characters")
+    return value
+
+
+# R1's recommended sampling, used for sample groups when the request names no temperature.
+SAMPLING_TEMPERATURE = 0.6
+SAMPLING_TOP_P = 0.95
+
+
 class GenerateApi(AppApi):
     class GenerateInputSerializer(serializers.Serializer):
         prompt = StrictCharField(trim_whitespace=True)
         max_new_tokens = serializers.IntegerField(required=False, min_value=1)
-        temperature = serializers.FloatField(required=False, min_value=0.0, max_value=2.0, default=0.0)
+        temperature = serializers.FloatField(
+            required=False,
+            min_value=0.0,
+            max_value=2.0,
+            help_text=f"0 (greedy) by default; {SAMPLING_TEMPERATURE} with top_p {SAMPLING_TOP_P} when n > 1",
+        )
+        n = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=services.MAX_SAMPLES,
+            help_text="answers to sample in one batch and store as a sample group (default: the "
+            "GENERATE_DEFAULT_N setting, which applies only when the request does not ask for "
+            "temperature 0: greedy samples would all be one answer)",
+        )
         idempotency_key = serializers.CharField(required=False, max_length=200)
 
         def validate_max_new_tokens(self, value):
@@ -147,21 +326,79 @@ class GenerateApi(AppApi):
                 raise serializers.ValidationError(f"at most {limit}")
             return value
 
+        def validate(self, data):
+            if "n" not in data:
+                greedy = data.get("temperature") == 0
+                data["n"] = 1 if greedy else settings.COGLOOP["GENERATE_DEFAULT_N"]
+            if data["n"] > 1 and data.get("temperature") == 0:
+                raise serializers.ValidationError(
+                    {"temperature": ["n > 1 samples need a temperature above 0 (greedy answers are all one)"]}
+                )
+            return data
+
     @extend_schema(
         request=GenerateInputSerializer,
-        responses={201: OutputSerializer},
+        responses={201: OpenApiResponse(OUTPUT_OR_GROUP, description="an Output (n = 1) or a sample group")},
         examples=[
-            OpenApiExample("chain", value={"prompt": "Start with 40. Take away 7. What is the result?"})
+            OpenApiExample("chain", value={"prompt": "Start with 40. Take away 7. What is the result?"}),
+            OpenApiExample(
+                "self-consistency",
+                value={"prompt": "Start with 40. Take away 7. What is the result?", "n": 3},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "sample group",
+                value={
+                    "sample_group": "6f1c2a4e-7d5b-4a8e-9c3f-2b1d0e9a8c7b",
+                    "prompt": "Start with 40. Take away 7. What is the result?",
+                    "n": 3,
+                    "majority_answer": "33",
+                    "model_version": "cogloop_tiny-base",
+                    "outputs": [
+                        {
+                            "id": "0b6f9a52-3c1e-4d7a-8f2b-5e4c3d2a1b0f",
+                            "text": "Step 1 [deduction]: 40 - 7 = 33\n</think>\n\nThe answer is 33.",
+                            "answer": "The answer is 33.",
+                            "cognition_score": 0.8,
+                            "consistency": 1.0,
+                            "adaptability": 0.5,
+                            "agreement": 0.5,
+                            "is_majority": True,
+                            "model_confidence": 0.97,
+                            "head_confidence": None,
+                            "latency_ms": 210,
+                            "completion_tokens": 24,
+                        }
+                    ],
+                },
+                response_only=True,
+                status_codes=["201"],
+            ),
         ],
-        description="Generate with the serving model; the answer is split into steps and scored.",
+        description="Generate with the serving model; the answer is split into steps and scored. With "
+        "n > 1, n answers are sampled together (temperature 0.6, top_p 0.95 unless the request sets "
+        "temperature), stored as one sample group, each scored with its agreement with the others, "
+        "and the response is the group with its majority answer.",
     )
     def post(self, request):
         v = _validated_prompt_body(self.GenerateInputSerializer, request)
+        max_new_tokens = v.get("max_new_tokens", settings.COGLOOP["DEFAULT_MAX_NEW_TOKENS"])
+        if v["n"] > 1:
+            group = services.output_group_generate(
+                app=self.app,
+                prompt=v["prompt"],
+                n=v["n"],
+                max_new_tokens=max_new_tokens,
+                temperature=v.get("temperature", SAMPLING_TEMPERATURE),
+                top_p=SAMPLING_TOP_P,
+                idempotency_key=_idempotency_key(request, v),
+            )
+            return _sample_group_response(group)
         output = services.output_generate(
             app=self.app,
             prompt=v["prompt"],
-            max_new_tokens=v.get("max_new_tokens", settings.COGLOOP["DEFAULT_MAX_NEW_TOKENS"]),
-            temperature=v["temperature"],
+            max_new_tokens=max_new_tokens,
+            temperature=v.get("temperature", 0.0),
             idempotency_key=_idempotency_key(request, v),
         )
         return Response(OutputSerializer(output).data, status=status.HTTP_201_CREATED)
@@ -180,19 +417,64 @@ class OutputsApi(AppApi):
     class ExternalOutputInputSerializer(serializers.Serializer):
         prompt = StrictCharField(trim_whitespace=True)
         text = StrictCharField(
-            trim_whitespace=False, help_text="the model's raw output, reasoning and answer"
+            required=False,
+            trim_whitespace=False,
+            help_text="the model's raw output, reasoning and answer (or give `samples`)",
+        )
+        logprobs = LogprobsField(required=False, allow_null=True)
+        samples = serializers.ListField(
+            child=StrictCharField(trim_whitespace=False),
+            required=False,
+            min_length=2,
+            max_length=services.MAX_SAMPLES,
+            error_messages={
+                "min_length": f"a sample group holds 2 to {services.MAX_SAMPLES} samples; send one answer as `text`",
+                "max_length": "a sample group holds at most {max_length} samples",
+            },
+            help_text=f"2 to {services.MAX_SAMPLES} raw answers to the same prompt (what an "
+            "OpenAI-compatible server returns for n), stored as one sample group",
+        )
+        sample_logprobs = serializers.ListField(
+            child=LogprobsField(allow_null=True),
+            required=False,
+            help_text="with `samples`: one `logprobs` object (or null) per sample, in the same order",
         )
         idempotency_key = StrictCharField(required=False, max_length=200)
 
         def validate_text(self, value):
+            return _check_output_size(value)
+
+        def validate_samples(self, value):
             limit = settings.COGLOOP["MAX_OUTPUT_CHARS"]
-            if len(value) > limit:
-                raise serializers.ValidationError(f"at most {limit} characters")
+            too_long = {
+                str(i): [f"at most {limit} characters"] for i, t in enumerate(value) if len(t) > limit
+            }
+            if too_long:
+                raise serializers.ValidationError(too_long)
             return value
+
+        def validate(self, data):
+            errors = {}
+            if "text" in data and "samples" in data:
+                errors["samples"] = ["give one answer as `text` or several as `samples`, not both"]
+            elif "text" not in data and "samples" not in data:
+                errors["text"] = ["This field is required (or give several answers as `samples`)."]
+            if data.get("logprobs") is not None and "samples" in data:
+                errors["logprobs"] = ["with `samples`, give `sample_logprobs`, one per sample"]
+            if "sample_logprobs" in data:
+                if "samples" not in data:
+                    errors["sample_logprobs"] = ["only with `samples`; one answer's go in `logprobs`"]
+                elif len(data["sample_logprobs"]) != len(data["samples"]):
+                    errors["sample_logprobs"] = [
+                        f"one entry per sample ({len(data['samples'])}), not {len(data['sample_logprobs'])}"
+                    ]
+            if errors:
+                raise serializers.ValidationError(errors)
+            return data
 
     @extend_schema(
         request=ExternalOutputInputSerializer,
-        responses={201: OutputSerializer},
+        responses={201: OpenApiResponse(OUTPUT_OR_GROUP, description="an Output (text) or a sample group")},
         examples=[
             OpenApiExample(
                 "made with vLLM",
@@ -200,19 +482,77 @@ class OutputsApi(AppApi):
                     "prompt": "Start with 40. Take away 7. What is the result?",
                     "text": "Step 1 [deduction]: 40 - 7 = 33\n</think>\n\nThe answer is 33.",
                 },
-            )
+            ),
+            OpenApiExample(
+                "with log-probabilities",
+                value={
+                    "prompt": "Start with 40. Take away 7. What is the result?",
+                    "text": "40 - 7 = 33\n</think>\n\nThe answer is 33.",
+                    "logprobs": {
+                        "content": [
+                            {"token": "40", "logprob": -0.02},
+                            {"token": " -", "logprob": -0.01},
+                            {"token": " 7", "logprob": 0.0},
+                            {"token": " =", "logprob": 0.0},
+                            {"token": " 33", "logprob": -0.3},
+                            {"token": "\n", "logprob": 0.0},
+                            {"token": "</think>", "logprob": -0.05},
+                            {"token": "\n\n", "logprob": 0.0},
+                            {"token": "The", "logprob": -0.1},
+                            {"token": " answer", "logprob": 0.0},
+                            {"token": " is", "logprob": 0.0},
+                            {"token": " 33", "logprob": -0.12},
+                            {"token": ".", "logprob": 0.0},
+                        ]
+                    },
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "a sample group (n = 3)",
+                value={
+                    "prompt": "A pen costs $6. How much do 3 pens cost?",
+                    "samples": [
+                        "3 * 6 = 18\n</think>\n\nThe answer is $18.00.",
+                        "6 + 6 + 6 = 18\n</think>\n\n\\boxed{18}",
+                        "3 * 6 = 24\n</think>\n\nThe answer is 24 dollars.",
+                    ],
+                    "sample_logprobs": [
+                        {"content": [{"token": "3", "logprob": -0.2}, {"token": " *", "logprob": -0.01}]},
+                        None,
+                        None,
+                    ],
+                },
+                request_only=True,
+            ),
         ],
         description="Score an answer generated elsewhere (vLLM, another host): same parsing, same score, "
-        "same capture policy.",
+        "same capture policy. `samples` stores 2 to 16 answers to one prompt as a sample group, each "
+        "scored with its agreement with the others; the response is then the group. `logprobs` (or "
+        "`sample_logprobs`) in OpenAI's shape give each answer's model_confidence.",
     )
     def post(self, request):
         v = _validated_prompt_body(self.ExternalOutputInputSerializer, request)
+        if "samples" in v:
+            logprobs = v.get("sample_logprobs") or [None] * len(v["samples"])
+            group = services.output_group_create(
+                app=self.app,
+                prompt=v["prompt"],
+                samples=[
+                    services.SampleText(raw_text=text, model_confidence=services.logprob_confidence(lp))
+                    for text, lp in zip(v["samples"], logprobs)
+                ],
+                source=Output.Source.EXTERNAL,
+                idempotency_key=_idempotency_key(request, v),
+            )
+            return _sample_group_response(group)
         output = services.output_create(
             app=self.app,
             prompt=v["prompt"],
             raw_text=v["text"],
             source=Output.Source.EXTERNAL,
             idempotency_key=_idempotency_key(request, v),
+            model_confidence=services.logprob_confidence(v.get("logprobs")),
         )
         return Response(OutputSerializer(output).data, status=status.HTTP_201_CREATED)
 

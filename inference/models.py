@@ -81,7 +81,12 @@ class Output(models.Model):
     consistency = models.FloatField()
     adaptability = models.FloatField()
     score_parts = models.JSONField(default=dict)
+    # The model's own confidence in its answer, from the answer tokens' log-probabilities
+    # (inference.engine.confidence); the metacognition head's, read from hidden states.
     model_confidence = models.FloatField(null=True, blank=True)
+    head_confidence = models.FloatField(null=True, blank=True)
+    # Answers to one prompt sampled together share a group (self-consistency); NULL alone.
+    sample_group = models.UUIDField(null=True, blank=True, db_index=True)
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="outputs"
     )
@@ -108,7 +113,7 @@ class Output(models.Model):
                     "cognition_score",
                     "consistency",
                     "adaptability",
-                    "model_confidence",
+                    "head_confidence",
                 ],
                 name="output_created_scores",
             ),

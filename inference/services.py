@@ -6,6 +6,10 @@ import hashlib
 import logging
 import secrets
 import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import redis
@@ -16,12 +20,17 @@ from django.utils import timezone
 from cogloop.errors import ApplicationError
 from inference import hooks, serving
 from inference.engine import loading
-from inference.engine.parser import parse_output
-from inference.engine.scoring import score_output
+from inference.engine.agreement import agreement_scores, majority_answer, normalise_answer
+from inference.engine.confidence import answer_confidence
+from inference.engine.parser import ParsedOutput, parse_output
+from inference.engine.scoring import ScoreParts, score_output
 from inference.models import ApiKey, ModelVersion, Output, ProductApp
 from inference.store import SWAP_CHANNEL, store_path
 
 log = logging.getLogger("cogloop.inference")
+
+# The most answers one sample group holds (and the most `n` generation samples at once).
+MAX_SAMPLES = 16
 
 
 def _hash_secret(secret: str) -> str:
@@ -191,19 +200,63 @@ def model_version_reject(*, version: ModelVersion, reason: str) -> ModelVersion:
     return version
 
 
-def score_text(raw_text: str):
-    parsed = parse_output(raw_text)
+def steps_with_flags(parsed: ParsedOutput, parts: ScoreParts) -> list[dict]:
+    wrong = set(parts.wrong_steps)
+    return [{**s.to_dict(), "wrong": s.index in wrong} for s in parsed.steps]
+
+
+def _head_confidence(meta: dict | None) -> float | None:
+    return (meta or {}).get("confidence")
+
+
+def _scored_fields(
+    parsed: ParsedOutput,
+    *,
+    meta: dict | None,
+    model_confidence: float | None,
+    agreement: float | None = None,
+    grouped: bool = False,
+) -> dict:
+    """The Output columns that parsing and scoring give, the confidences passed to the score."""
     parts = score_output(
         parsed,
         weight_consistency=settings.COGLOOP["SCORE_WEIGHT_CONSISTENCY"],
         weight_adaptability=settings.COGLOOP["SCORE_WEIGHT_ADAPTABILITY"],
+        agreement=agreement,
+        model_confidence=model_confidence,
+        head_confidence=_head_confidence(meta),
     )
-    return parsed, parts
+    steps = steps_with_flags(parsed, parts)
+    if meta:
+        # An untrained head's strategy guesses are noise: recorded as absent, like its confidence.
+        for step, predicted in zip(steps, meta.get("strategies", [])):
+            step["predicted_strategy"] = None if meta.get("untrained") else predicted
+    score_parts = parts.to_dict()
+    if grouped:  # a sample alone has no agreement to report; its parts stay as they always were
+        score_parts["agreement"] = agreement
+    return {
+        "reasoning": parsed.reasoning,
+        "steps": steps,
+        "answer": parsed.answer,
+        "cognition_score": parts.cognition_score,
+        "consistency": parts.consistency,
+        "adaptability": parts.adaptability,
+        "score_parts": score_parts,
+        "model_confidence": model_confidence,
+        "head_confidence": _head_confidence(meta),
+    }
 
 
-def steps_with_flags(parsed, parts) -> list[dict]:
-    wrong = set(parts.wrong_steps)
-    return [{**s.to_dict(), "wrong": s.index in wrong} for s in parsed.steps]
+def _single_output_replay(*, app: ProductApp, idempotency_key: str) -> Output | None:
+    """The Output a key already made, refusing a key that made a sample group instead."""
+    output = Output.objects.filter(app=app, idempotency_key=idempotency_key).first()
+    if output is not None and output.sample_group is not None:
+        raise ApplicationError(
+            "this Idempotency-Key was used for a sample group; send the group again or use a new key",
+            code="idempotency_key_reused",
+            status=409,
+        )
+    return output
 
 
 @transaction.atomic
@@ -219,17 +272,14 @@ def output_create(
     completion_tokens: int | None = None,
     idempotency_key: str | None = None,
     meta: dict | None = None,
+    model_confidence: float | None = None,
 ) -> Output:
     """Parse and score a text, store it as an Output, and run the output-created hooks.
 
-    ``meta`` is the metacognition head's reading (per-step strategies, confidence).
+    ``meta`` is the metacognition head's reading (per-step strategies, confidence);
+    ``model_confidence`` the one the answer tokens' log-probabilities give.
     """
-    parsed, parts = score_text(raw_text)
-    steps = steps_with_flags(parsed, parts)
-    if meta:
-        # An untrained head's strategy guesses are noise: recorded as absent, like its confidence.
-        for step, predicted in zip(steps, meta.get("strategies", [])):
-            step["predicted_strategy"] = None if meta.get("untrained") else predicted
+    fields = _scored_fields(parse_output(raw_text), meta=meta, model_confidence=model_confidence)
     try:
         with transaction.atomic():
             output = Output.objects.create(
@@ -237,14 +287,7 @@ def output_create(
                 source=source,
                 prompt=prompt,
                 raw_text=raw_text,
-                reasoning=parsed.reasoning,
-                steps=steps,
-                answer=parsed.answer,
-                cognition_score=parts.cognition_score,
-                consistency=parts.consistency,
-                adaptability=parts.adaptability,
-                score_parts=parts.to_dict(),
-                model_confidence=(meta or {}).get("confidence"),
+                **fields,
                 model_version=model_version,
                 latency_ms=latency_ms,
                 prompt_tokens=prompt_tokens,
@@ -253,7 +296,9 @@ def output_create(
             )
     except IntegrityError:
         if idempotency_key:
-            return Output.objects.get(app=app, idempotency_key=idempotency_key)
+            replayed = _single_output_replay(app=app, idempotency_key=idempotency_key)
+            if replayed is not None:
+                return replayed
         raise
     hooks.output_created(output)
     return output
@@ -272,7 +317,7 @@ def output_generate(
     Generation runs outside any transaction: a slow model never holds a database lock.
     """
     if idempotency_key:
-        existing = Output.objects.filter(app=app, idempotency_key=idempotency_key).first()
+        existing = _single_output_replay(app=app, idempotency_key=idempotency_key)
         if existing:
             return existing
     result = serving.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature)
@@ -286,4 +331,170 @@ def output_generate(
         completion_tokens=result.completion_tokens,
         idempotency_key=idempotency_key,
         meta=result.meta,
+        model_confidence=result.model_confidence,
+    )
+
+
+def logprob_confidence(logprobs: tuple[list[str], list[float]] | None) -> float | None:
+    """The model confidence that an answer's posted (tokens, log-probabilities) give."""
+    if logprobs is None:
+        return None
+    tokens, values = logprobs
+    return answer_confidence(tokens, values)
+
+
+@dataclass(frozen=True)
+class SampleText:
+    """One answer of a sample group, as a caller posted it or generation made it."""
+
+    raw_text: str
+    model_confidence: float | None = None
+    meta: dict | None = None  # the metacognition head's reading
+    latency_ms: int | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class SampleGroup:
+    """Answers to one prompt sampled together, in the order they were given."""
+
+    id: uuid.UUID
+    outputs: list[Output]
+
+    @cached_property
+    def majority_answer(self) -> str | None:
+        return majority_answer([o.answer for o in self.outputs])
+
+    def is_majority(self, output: Output) -> bool:
+        majority = self.majority_answer
+        return majority is not None and normalise_answer(output.answer) == majority
+
+
+def _sample_group_of(output: Output) -> SampleGroup:
+    outputs = list(
+        Output.objects.filter(app_id=output.app_id, sample_group=output.sample_group)
+        .select_related("model_version")
+        .order_by("id")
+    )
+    return SampleGroup(id=output.sample_group, outputs=outputs)
+
+
+def _sample_group_replay(*, app: ProductApp, idempotency_key: str) -> SampleGroup | None:
+    """The group a key already made (the key sits on its first output)."""
+    output = Output.objects.filter(app=app, idempotency_key=idempotency_key).first()
+    if output is None:
+        return None
+    if output.sample_group is None:
+        raise ApplicationError(
+            "this Idempotency-Key was used for a single output; send that again or use a new key",
+            code="idempotency_key_reused",
+            status=409,
+        )
+    return _sample_group_of(output)
+
+
+@transaction.atomic
+def output_group_create(
+    *,
+    app: ProductApp,
+    prompt: str,
+    samples: Sequence[SampleText],
+    source: str = Output.Source.GENERATED,
+    model_version: ModelVersion | None = None,
+    idempotency_key: str | None = None,
+) -> SampleGroup:
+    """Store answers sampled together for one prompt as one group, each scored with its agreement.
+
+    All of the group or none of it is written. Each sample's consistency counts the share of
+    the group's other samples whose final answer agrees with its own (engine.agreement).
+    An ``idempotency_key`` is held by the group's first output; a replay returns the group.
+    """
+    if not 2 <= len(samples) <= MAX_SAMPLES:
+        raise ApplicationError(
+            f"a sample group holds 2 to {MAX_SAMPLES} samples, not {len(samples)}",
+            code="validation_error",
+            extra={"fields": {"samples": [f"between 2 and {MAX_SAMPLES} samples"]}},
+        )
+    parsed = [parse_output(s.raw_text) for s in samples]
+    agreements = agreement_scores([p.answer for p in parsed])
+    group = uuid.uuid4()
+    outputs: list[Output] = []
+    for i, (sample, parsed_sample, agreement) in enumerate(zip(samples, parsed, agreements)):
+        fields = _scored_fields(
+            parsed_sample,
+            meta=sample.meta,
+            model_confidence=sample.model_confidence,
+            agreement=agreement,
+            grouped=True,
+        )
+        row = Output(
+            app=app,
+            source=source,
+            prompt=prompt,
+            raw_text=sample.raw_text,
+            **fields,
+            sample_group=group,
+            model_version=model_version,
+            latency_ms=sample.latency_ms,
+            prompt_tokens=sample.prompt_tokens,
+            completion_tokens=sample.completion_tokens,
+            idempotency_key=idempotency_key if i == 0 else None,
+        )
+        if i == 0 and idempotency_key:
+            try:
+                with transaction.atomic():
+                    row.save()
+            except IntegrityError:
+                replayed = _sample_group_replay(app=app, idempotency_key=idempotency_key)
+                if replayed is not None:
+                    return replayed
+                raise
+        else:
+            row.save()
+        outputs.append(row)
+    for output in outputs:
+        hooks.output_created(output)
+    return SampleGroup(id=group, outputs=outputs)
+
+
+def output_group_generate(
+    *,
+    app: ProductApp,
+    prompt: str,
+    n: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    idempotency_key: str | None = None,
+) -> SampleGroup:
+    """Sample ``n`` answers to one prompt in one batch and store them as a sample group.
+
+    Generation runs outside any transaction: a slow model never holds a database lock.
+    """
+    from inference import serving
+
+    if idempotency_key:
+        existing = _sample_group_replay(app=app, idempotency_key=idempotency_key)
+        if existing:
+            return existing
+    served = serving.generate_samples(
+        prompt, n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p
+    )
+    return output_group_create(
+        app=app,
+        prompt=prompt,
+        samples=[
+            SampleText(
+                raw_text=s.text,
+                model_confidence=s.model_confidence,
+                meta=s.meta,
+                latency_ms=s.latency_ms,
+                prompt_tokens=s.prompt_tokens,
+                completion_tokens=s.completion_tokens,
+            )
+            for s in served
+        ],
+        model_version=ModelVersion.objects.filter(pk=served[0].version_id).first(),
+        idempotency_key=idempotency_key,
     )

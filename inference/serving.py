@@ -48,7 +48,8 @@ class ServedText:
     latency_ms: int
     prompt_tokens: int
     completion_tokens: int
-    meta: dict | None = None
+    meta: dict | None = None  # the metacognition head's reading
+    model_confidence: float | None = None  # from the answer tokens' log-probabilities
 
 
 def load_version(version: ModelVersion) -> LoadedModel:
@@ -169,18 +170,14 @@ def batcher():
     return _batcher
 
 
-def generate(prompt: str, *, max_new_tokens: int, temperature: float) -> ServedText:
-    """Submit to the batcher and wait; the result names the version that generated it."""
+def _require_model() -> None:
     if SLOT.current is None:
         sync_with_registry()
     if SLOT.current is None:
         raise ApplicationError("no model is being served", code="no_model", status=503)
-    started = time.monotonic()
-    result = batcher().generate(
-        prompt,
-        GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature),
-        timeout=settings.COGLOOP["GENERATE_TIMEOUT_S"],
-    )
+
+
+def _served(result, started: float) -> ServedText:
     return ServedText(
         text=result.generation.text,
         version_id=result.version_id,
@@ -188,7 +185,35 @@ def generate(prompt: str, *, max_new_tokens: int, temperature: float) -> ServedT
         prompt_tokens=result.generation.prompt_tokens,
         completion_tokens=result.generation.completion_tokens,
         meta=result.meta,
+        model_confidence=result.generation.confidence,
     )
+
+
+def generate(prompt: str, *, max_new_tokens: int, temperature: float) -> ServedText:
+    """Submit to the batcher and wait; the result names the version that generated it."""
+    _require_model()
+    started = time.monotonic()
+    result = batcher().generate(
+        prompt,
+        GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature),
+        timeout=settings.COGLOOP["GENERATE_TIMEOUT_S"],
+    )
+    return _served(result, started)
+
+
+def generate_samples(
+    prompt: str, *, n: int, max_new_tokens: int, temperature: float, top_p: float
+) -> list[ServedText]:
+    """``n`` sampled answers to one prompt, generated together in one batch (a sample group)."""
+    _require_model()
+    started = time.monotonic()
+    results = batcher().generate_group(
+        prompt,
+        GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p),
+        n,
+        timeout=settings.COGLOOP["GENERATE_TIMEOUT_S"],
+    )
+    return [_served(result, started) for result in results]
 
 
 def reset_unsafe() -> None:

@@ -76,8 +76,8 @@ def cognition_by_day(*, since: datetime, low_below: float) -> tuple[list[dict], 
             score=Sum("cognition_score"),
             consistency=Sum("consistency"),
             adaptability=Sum("adaptability"),
-            confidence=Sum("model_confidence"),
-            n_confidence=Count("model_confidence"),
+            confidence=Sum("head_confidence"),
+            n_confidence=Count("head_confidence"),
             n_low=Count("cognition_score", filter=Q(cognition_score__lt=low_below)),
         )
     )

@@ -63,6 +63,6 @@ def test_closed_loop_captures_corrects_retrains_promotes_and_swaps(
     served_output = Output.objects.get(uuid=served["id"])
     assert served_output.model_version == candidate
     # The candidate's head was trained with it: confidences are numbers now, and measured.
-    assert served_output.model_confidence is not None and 0 <= served_output.model_confidence <= 1
+    assert served_output.head_confidence is not None and 0 <= served_output.head_confidence <= 1
     assert after["ece"] is not None and before["ece"] is None
     assert run.loss_history[-1].keys() >= {"ce", "meta", "cons"}

@@ -11,6 +11,11 @@ up to the largest budget and every completion is cut at its own, which for greed
 is exactly what generating it alone gives (tested). Left padding with an attention mask
 keeps padded rows from seeing the padding.
 
+A sample group (``submit_group``: n answers to one prompt, for self-consistency) is one
+request of n rows that is never split: its rows generate in one batch, counted against the
+batch size like n requests, and a group larger than its class's batch runs as a batch of its
+own. Its rows share the group's sampling settings by construction.
+
 The batcher's thread is the only long-lived thread that runs the model: other model work (a
 version's load and smoke test) runs on a thread that ends, see ``run_on_own_thread``.
 
@@ -60,6 +65,11 @@ class _Request:
     params: GenerationParams
     future: Future
     enqueued_at: float = field(default_factory=time.monotonic)
+    samples: int | None = None  # a group's size: its future resolves to a list of results
+
+    @property
+    def rows(self) -> int:
+        return self.samples or 1
 
 
 class BatcherStopped(RuntimeError):
@@ -86,7 +96,21 @@ class DynamicBatcher:
 
     def submit(self, prompt: str, params: GenerationParams) -> Future:
         """Queue one request; the future resolves to a BatchResult (or raises)."""
-        request = _Request(prompt, params, Future())
+        return self._enqueue(_Request(prompt, params, Future()))
+
+    def submit_group(self, prompt: str, params: GenerationParams, n: int) -> Future:
+        """Queue ``n`` samples of one prompt as one group; the future resolves to n BatchResults."""
+        if n < 1:
+            raise ValueError("a sample group needs at least one sample")
+        return self._enqueue(_Request(prompt, params, Future(), samples=n))
+
+    def generate_group(
+        self, prompt: str, params: GenerationParams, n: int, timeout: float | None = None
+    ) -> list[BatchResult]:
+        return self.submit_group(prompt, params, n).result(timeout=timeout)
+
+    def _enqueue(self, request: _Request) -> Future:
+        prompt, params = request.prompt, request.params
         key = (classify(prompt, params, self.config), params.temperature, params.top_p)
         with self._cond:
             if self._stopping:
@@ -120,7 +144,7 @@ class DynamicBatcher:
         return self.config.simple_max_batch if key[0] == "simple" else self.config.complex_max_batch
 
     def _next_batch(self) -> tuple[tuple, list[_Request]] | None:
-        """Block until a batch is due: full, or its oldest request waited max_wait_ms."""
+        """Block until a batch is due: full (in rows), or its oldest request waited max_wait_ms."""
         wait = self.config.max_wait_ms / 1000
         with self._cond:
             while True:
@@ -133,9 +157,14 @@ class DynamicBatcher:
                 oldest_at, key = min(ready)
                 queue = self._queues[key]
                 due = oldest_at + wait - time.monotonic()
-                if len(queue) >= self._max_batch(key) or due <= 0 or self._stopping:
-                    n = min(len(queue), self._max_batch(key))
-                    return key, [queue.popleft() for _ in range(n)]
+                limit = self._max_batch(key)
+                if sum(r.rows for r in queue) >= limit or due <= 0 or self._stopping:
+                    batch = [queue.popleft()]
+                    rows = batch[0].rows
+                    while queue and rows + queue[0].rows <= limit:
+                        rows += queue[0].rows
+                        batch.append(queue.popleft())
+                    return key, batch
                 self._cond.wait(timeout=due)
 
     def _run(self) -> None:
@@ -162,7 +191,8 @@ class DynamicBatcher:
         params = GenerationParams(
             max_new_tokens=budget, temperature=batch[0].params.temperature, top_p=batch[0].params.top_p
         )
-        prompts, budgets = [r.prompt for r in batch], [r.params.max_new_tokens for r in batch]
+        prompts = [r.prompt for r in batch for _ in range(r.rows)]
+        budgets = [r.params.max_new_tokens for r in batch for _ in range(r.rows)]
         from .meta_serving import generate_and_read
 
         try:  # the head reads the states generation computes (no second pass) and is advisory
@@ -174,9 +204,12 @@ class DynamicBatcher:
                 r.future.set_exception(exc)
             return
         seconds = time.monotonic() - started
-        for r, gen, meta in zip(batch, results, metas):
-            r.future.set_result(
-                BatchResult(gen, loaded.version_id, len(batch), 1000 * (started - r.enqueued_at), meta)
-            )
+        rows = iter(zip(results, metas))
+        for r in batch:
+            mine = [
+                BatchResult(gen, loaded.version_id, len(prompts), 1000 * (started - r.enqueued_at), meta)
+                for gen, meta in (next(rows) for _ in range(r.rows))
+            ]
+            r.future.set_result(mine if r.samples is not None else mine[0])
         if self.on_batch:
-            self.on_batch(len(batch), seconds)
+            self.on_batch(len(prompts), seconds)

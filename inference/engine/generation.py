@@ -2,6 +2,12 @@
 
 Batching here is the plain kind (a list of prompts in, left-padded, one ``generate``); the
 dynamic batcher that groups concurrent requests sits on top of ``generate_batch``.
+
+Every generation records the log-probability of each token it kept, from the model's own
+distribution (before temperature and top-p), and the answer confidence they give
+(``confidence.answer_confidence``). They are read as generation goes, one step at a time,
+so a batch keeps a vocabulary-wide row per sequence for one step instead of for every step
+(``output_scores`` would hold batch x steps x vocabulary: gigabytes at R1's 152k tokens).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from .chat import prompt_text
+from .confidence import answer_confidence
 
 T = TypeVar("T")
 
@@ -30,6 +37,9 @@ class Generation:
     prompt_tokens: int
     completion_tokens: int
     seconds: float
+    # natural log-probability of each completion token, and the answer confidence they give
+    token_logprobs: tuple[float, ...] | None = None
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ def generate_batch_with_states(
 
 def _generate(model, tokenizer, prompts, params, *, budgets, keep_states):
     import torch
+    from transformers import LogitsProcessorList
 
     started = time.monotonic()
     texts = [prompt_text(tokenizer, p) for p in prompts]
@@ -92,13 +103,15 @@ def _generate(model, tokenizer, prompts, params, *, budgets, keep_states):
     captured: list = []
     decoder = _decoder_of(model) if keep_states else None
     hook = decoder.register_forward_hook(_capture_last_state(captured)) if decoder is not None else None
+    chosen = ChosenTokenLogprobs()
     try:
         with torch.inference_mode():
-            out = model.generate(**enc, **kwargs)
+            out = model.generate(**enc, **kwargs, logits_processor=LogitsProcessorList([chosen]))
     finally:
         if hook is not None:
             hook.remove()
     width = enc["input_ids"].shape[1]
+    logprobs = chosen.finish(out)
     elapsed = time.monotonic() - started
     budgets = budgets or [params.max_new_tokens] * len(prompts)
     results, kept = [], []
@@ -107,12 +120,17 @@ def _generate(model, tokenizer, prompts, params, *, budgets, keep_states):
         if tokenizer.eos_token_id in new:
             new = new[: new.index(tokenizer.eos_token_id)]
         kept.append(new)
+        token_logprobs = tuple(logprobs[row][: len(new)])
         results.append(
             Generation(
                 text=tokenizer.decode(new, skip_special_tokens=False),
                 prompt_tokens=int(enc["attention_mask"][row].sum()),
                 completion_tokens=len(new),
                 seconds=elapsed,
+                token_logprobs=token_logprobs,
+                confidence=answer_confidence(
+                    tokenizer.batch_decode([[t] for t in new], skip_special_tokens=False), token_logprobs
+                ),
             )
         )
     if not keep_states:
@@ -130,6 +148,41 @@ def _generate(model, tokenizer, prompts, params, *, budgets, keep_states):
         states = torch.cat([captured[0][row, width - prompt_len :], fed[row, : len(new)]], dim=0)
         token_states.append(TokenStates(ids, states))
     return results, token_states
+
+
+class ChosenTokenLogprobs:
+    """A logits processor that keeps the log-probability of each token generation picks.
+
+    At a step it is handed the logits of the next position; the token picked from them shows
+    up only as the last input of the following step (or, after the last step, at the end of
+    the returned sequences), so each step's log-softmax waits one step for its token. It is
+    the first of the processors generate adds for sampling (temperature, top-p), so it reads
+    the model's own distribution; a processor named by the model's generation config (a
+    repetition penalty) would come before it. It returns the logits untouched.
+    """
+
+    def __init__(self) -> None:
+        self._waiting = None  # [batch, vocab] log-softmax of the step whose token is not known yet
+        self._steps: list = []  # [batch] per step
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        if self._waiting is not None:
+            self._steps.append(self._waiting.gather(1, input_ids[:, -1:]).squeeze(1))
+        self._waiting = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, sequences) -> list[list[float]]:
+        """Per row, the log-probability of every generated token (padding after EOS included)."""
+        import torch
+
+        if self._waiting is not None:
+            self._steps.append(self._waiting.gather(1, sequences[:, -1:]).squeeze(1))
+            self._waiting = None
+        if not self._steps:
+            return [[] for _ in range(sequences.shape[0])]
+        return torch.stack(self._steps, dim=1).tolist()
 
 
 def _decoder_of(model):

@@ -181,7 +181,7 @@ def fill(n_outputs: int) -> dict:
             "adaptability": "a",
             "cognition_score": "0.6 * c + 0.4 * a",
             "score_parts": "'{}'::jsonb",
-            "model_confidence": "CASE WHEN mod(g, 3) = 0 THEN NULL ELSE random() END",
+            "head_confidence": "CASE WHEN mod(g, 3) = 0 THEN NULL ELSE random() END",
             "model_version_id": f"CASE WHEN age > interval '60 days' THEN {base.pk} ELSE {q1.pk} END",
             "latency_ms": "(50 + random() * 400)::int",
             "created_at": "%s::timestamptz - age",
@@ -417,7 +417,7 @@ def main() -> None:
         t0 = time.perf_counter()
         cursor.execute(
             "CREATE INDEX output_created_scores ON inference_output (created_at) INCLUDE "
-            "(model_version_id, cognition_score, consistency, adaptability, model_confidence)"
+            "(model_version_id, cognition_score, consistency, adaptability, head_confidence)"
         )
         build_s = time.perf_counter() - t0
     before = {r["page"]: r for r in with_index}

@@ -57,7 +57,7 @@ def seed_traffic(*, scale: int, days: int = 21, seed: int = 7) -> dict:
                 consistency=consistency,
                 adaptability=adaptability,
                 cognition_score=0.6 * consistency + 0.4 * adaptability,
-                model_confidence=rng.random() if i % 3 else None,
+                head_confidence=rng.random() if i % 3 else None,
                 model_version=version,
             )
         )

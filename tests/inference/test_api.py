@@ -49,6 +49,10 @@ class TestRejectedRequestsWriteNothing:
             ({"prompt": "ok", "max_new_tokens": 100000}, "max_new_tokens"),
             ({"prompt": "ok", "temperature": 5}, "temperature"),
             ({"prompt": "ok", "temperature": "hot"}, "temperature"),
+            ({"prompt": "ok", "n": 0}, "n"),
+            ({"prompt": "ok", "n": 17}, "n"),
+            ({"prompt": "ok", "n": "many"}, "n"),
+            ({"prompt": "ok", "n": 3, "temperature": 0}, "temperature"),
         ],
     )
     def test_field_errors_are_400_and_named(self, api_client, api_key, body, field):
@@ -83,7 +87,8 @@ def test_generate_scores_and_stores_an_output(api_client, api_key, other_api_key
         {"text", "strategy", "wrong", "predicted_strategy"} <= set(s) for s in body["steps"]
     )
     assert 0.0 <= body["cognition_score"] <= 1.0
-    assert body["model_confidence"] is None  # no trained metacognition head yet: absent, not a number
+    assert body["head_confidence"] is None  # no trained metacognition head yet: absent, not a number
+    assert 0.0 < body["model_confidence"] <= 1.0  # the answer tokens' own probability
     output = Output.objects.get(uuid=body["id"])
     assert output.raw_text and output.model_version == base
 
@@ -149,3 +154,55 @@ def test_api_key_command_creates_shows_once_and_revokes(api_client):
     assert api_client.get("/api/v1/outputs", headers=headers).status_code == 200
     call_command("apikey", "revoke", key.split(".")[0], stdout=StringIO())
     assert api_client.get("/api/v1/outputs", headers=headers).status_code == 401
+
+
+@pytest.mark.django_db
+def test_n_samples_come_back_as_a_group_with_its_majority(api_client, api_key):
+    import torch
+
+    from inference.services import model_version_ensure_base
+
+    base = model_version_ensure_base()
+    torch.manual_seed(0)
+    prompt = "Start with 40. Add 5. Subtract 3. What is the result?"
+    r = post(api_client, {"prompt": prompt, "n": 3}, key=api_key)
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert body["n"] == 3 and body["prompt"] == prompt and body["model_version"] == base.name
+    outputs = body["outputs"]
+    assert len(outputs) == 3 and all({"id", "text", "answer", "cognition_score"} <= set(o) for o in outputs)
+    # the tiny model is sure of this sum even when sampling: its answers agree
+    assert body["majority_answer"] is not None
+    assert all(o["is_majority"] for o in outputs if o["agreement"] == 1.0)
+    assert all(o["model_confidence"] is not None and 0 < o["model_confidence"] <= 1 for o in outputs)
+    stored = Output.objects.filter(sample_group=body["sample_group"]).order_by("id")
+    assert [str(o.uuid) for o in stored] == [o["id"] for o in outputs]
+    assert {o.model_version_id for o in stored} == {base.pk}
+
+
+@pytest.mark.django_db
+def test_the_default_n_samples_unless_the_request_asks_for_greedy(api_client, api_key, settings):
+    from inference.services import model_version_ensure_base
+
+    model_version_ensure_base()
+    settings.COGLOOP = {**settings.COGLOOP, "GENERATE_DEFAULT_N": 2}
+    prompt = "Start with 20. Add 1. What is the result?"
+    grouped = post(api_client, {"prompt": prompt, "max_new_tokens": 24}, key=api_key).json()
+    assert grouped["n"] == 2 and len(grouped["outputs"]) == 2
+    greedy = post(api_client, {"prompt": prompt, "max_new_tokens": 24, "temperature": 0}, key=api_key).json()
+    assert "outputs" not in greedy and greedy["sample_group"] is None
+
+
+@pytest.mark.django_db
+def test_idempotency_key_replays_the_first_group(api_client, api_key):
+    from inference.services import model_version_ensure_base
+
+    model_version_ensure_base()
+    body = json.dumps({"prompt": "Start with 20. Add 1. What is the result?", "n": 2, "max_new_tokens": 24})
+    headers = {"Authorization": f"Bearer {api_key}", "Idempotency-Key": "two"}
+    first = api_client.post(GENERATE, data=body, content_type="application/json", headers=headers)
+    again = api_client.post(GENERATE, data=body, content_type="application/json", headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["sample_group"] == first.json()["sample_group"]
+    assert [o["id"] for o in again.json()["outputs"]] == [o["id"] for o in first.json()["outputs"]]
+    assert Output.objects.count() == 2

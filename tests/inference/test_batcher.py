@@ -143,3 +143,51 @@ def test_the_batchers_thread_runs_with_its_configured_intra_op_threads(slot):
         batcher.stop()
         torch.set_num_threads(before)  # the setting is also the default of threads started later
     assert seen == [1]
+
+
+def test_a_sample_group_generates_in_one_batch_and_is_never_split(slot):
+    batcher = DynamicBatcher(slot, BatcherConfig(simple_max_batch=4, max_wait_ms=200))
+    params = GenerationParams(max_new_tokens=16, temperature=0.6)
+    try:
+        group = batcher.submit_group("Start with 12. Add 3. What is the result?", params, 3)
+        single = batcher.submit("Start with 20. Add 1. What is the result?", params)
+        samples, alone = group.result(timeout=120), single.result(timeout=120)
+        # larger than its class's batch: runs as a batch of its own, whole
+        big = batcher.generate_group("What comes next: 3, 7, 11, 15?", params, 6, timeout=120)
+    finally:
+        batcher.stop()
+    assert len(samples) == 3 and all(r.batch_size == 4 for r in samples) and alone.batch_size == 4
+    assert len(big) == 6 and {r.batch_size for r in big} == {6}
+    assert all(r.generation.completion_tokens > 0 and r.version_id == 1 for r in samples + big)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.6])
+def test_generation_keeps_the_log_probability_the_model_gave_each_token(tiny, temperature):
+    """The model's own distribution (before temperature and top-p): what one forward over prompt +
+    completion gives, and the same with the states capture on."""
+    import torch
+
+    from inference.engine.chat import prompt_text
+    from inference.engine.generation import generate_batch_with_states
+
+    model, tokenizer = tiny
+    prompts = ["Start with 40. Take away 7. What is the result?", "What comes next: 3, 7, 11, 15?"]
+    params = GenerationParams(max_new_tokens=64, temperature=temperature)
+    torch.manual_seed(3)
+    generated = generate_batch(model, tokenizer, prompts, params, budgets=[64, 12])
+    for prompt, g in zip(prompts, generated):
+        prompt_ids = tokenizer(prompt_text(tokenizer, prompt), add_special_tokens=False).input_ids
+        new = tokenizer(g.text, add_special_tokens=False).input_ids
+        with torch.inference_mode():
+            logits = model(torch.tensor([prompt_ids + new])).logits[0].float()
+        expected = torch.log_softmax(logits, -1)[len(prompt_ids) - 1 : -1].gather(
+            1, torch.tensor(new)[:, None]
+        )
+        assert len(g.token_logprobs) == g.completion_tokens == len(new)
+        assert torch.allclose(torch.tensor(g.token_logprobs), expected[:, 0], atol=1e-4)
+    assert generated[0].confidence is not None and 0 < generated[0].confidence <= 1
+    assert generated[1].confidence is None  # cut off inside its reasoning: no answer to be sure of
+    if temperature == 0:
+        with_states, states = generate_batch_with_states(model, tokenizer, prompts, params, budgets=[64, 12])
+        assert [g.token_logprobs for g in with_states] == [g.token_logprobs for g in generated]
+        assert all(s is not None and len(s.token_ids) == len(s.states) for s in states)
