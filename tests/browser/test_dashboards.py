@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.conftest import browser_login
 from tests.dashboards.seed import seed_loop
+from tests.django_fixtures import browser_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

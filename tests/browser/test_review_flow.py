@@ -16,7 +16,7 @@ from feedback.models import ReviewItem
 from inference import services as inference_services
 from retrain import services as retrain_services
 from retrain.models import TrainingSample
-from tests.conftest import browser_login
+from tests.django_fixtures import browser_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
