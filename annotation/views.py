@@ -26,6 +26,7 @@ from annotation.models import Annotation
 from cogloop.errors import ApplicationError
 from feedback.models import ReviewItem
 from feedback.selectors import review_item_lease_live
+from inference.engine.parser import STRATEGIES
 
 
 def role_required(role: str):
@@ -194,6 +195,7 @@ def item(request, item_id):
             "original_steps": [
                 {"text": s["text"], "strategy": s.get("strategy") or ""} for s in output.steps
             ],
+            "strategies": STRATEGIES,
         },
     )
 
@@ -287,6 +289,7 @@ def annotation_review(request, annotation_id):
             "twins": [(t, step_diff(annotation.corrected_steps, t.corrected_steps)) for t in twins],
             "reviewable": annotation.status in services.REVIEWABLE
             and annotation.annotator_id != request.user.pk,
+            "strategies": STRATEGIES,
         },
     )
 

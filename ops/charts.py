@@ -3,7 +3,8 @@
 The dashboards have no front-end build and no network at run time, so every chart is an
 inline ``<svg>`` made here. Each one carries a ``<title>`` and ``<desc>`` (screen readers
 announce them; ``role="img"``), a legend, axes with rounded ticks, and a ``<title>`` on
-every mark so hovering a point or bar shows its exact value. All text is escaped.
+every mark so hovering a point or bar shows its exact value. All text is escaped. The look
+is ops/static/ops/charts.css, by class: a chart carries no ``style`` (a CSP refuses inline style).
 """
 
 from __future__ import annotations
@@ -390,22 +391,3 @@ def histogram(
             )
         frame.add("</g>")
     return frame.render("histogram")
-
-
-CHART_CSS = """
-svg.chart { width: 100%; height: auto; background: #fff; border: 1px solid #e3e6eb; border-radius: 6px;
-  font: 11px system-ui, sans-serif; }
-svg.chart .chart-title { font-size: 13px; font-weight: 600; fill: #1d2330; }
-svg.chart .tick, svg.chart .legend-item text { fill: #4a5264; }
-svg.chart .axis-label { fill: #687085; font-size: 11px; }
-svg.chart .grid { stroke: #eceef2; }
-svg.chart .axis { stroke: #9aa1b1; }
-svg.chart .line { fill: none; stroke-width: 2; stroke-linejoin: round; }
-svg.chart .area { fill-opacity: .18; stroke-width: 1.6; }
-svg.chart .hit { fill: transparent; }
-svg.chart .hit:hover { fill: rgba(29, 35, 48, .06); }
-svg.chart .bar:hover, svg.chart .point:hover { opacity: .75; }
-svg.chart .target { stroke-width: 1.5; }
-svg.chart .plot-bg { fill: #fafbfc; }
-svg.chart .empty { fill: #8a91a3; font-size: 13px; }
-"""

@@ -12,7 +12,6 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from ops import panels
-from ops.charts import CHART_CSS
 
 WINDOWS = (7, 30, 90, 365)
 DEFAULT_WINDOW = 30
@@ -57,7 +56,6 @@ def _render(request, template: str, page: str, context: dict, *, windowed: bool 
             **context,
             "pages": PAGES,
             "current": page,
-            "chart_css": CHART_CSS,
             "windows": WINDOWS if windowed else (),
             "days": context.get("days"),
         },

@@ -1,11 +1,18 @@
+import json
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.contrib.staticfiles import finders
+from django.templatetags.static import static
 from django.utils import timezone
 
 from annotation.models import Annotation, AuditEvent
 from feedback.models import ReviewItem
 from inference import services as inference_services
+from inference.engine.parser import STRATEGIES
+from tests.inline_code import PageScan
 
 WRONG = "Step 1 [deduction]: 42 - 8 = 50\n</think>\n\nThe answer is 50."
 PROMPT = "Start with 42. Take away 8. What is the result?"
@@ -143,3 +150,52 @@ def test_submit_without_csrf_token_is_refused(reviewer, item):
     csrf_client = Client(enforce_csrf_checks=True)
     csrf_client.force_login(reviewer)
     assert csrf_client.post(f"/review/{item.pk}/claim").status_code == 403
+
+
+def test_review_pages_carry_no_inline_code_and_load_their_static_files(client, reviewer, lead, item, policy):
+    policy(second=1.0)
+    client.force_login(reviewer)
+    client.post(f"/review/{item.pk}/claim")
+    pages = {"queue": client.get("/review/"), "item": client.get(f"/review/{item.pk}/")}
+    client.post(f"/review/{item.pk}/", form_data())
+    annotation = Annotation.objects.get()
+    assert annotation.status == Annotation.Status.SUBMITTED
+    client.force_login(lead)
+    for name, url in [
+        ("annotation review", f"/review/annotations/{annotation.pk}/"),
+        ("second review", "/review/second/"),
+        ("agreement", "/review/agreement/"),
+        ("audit", "/review/audit/"),
+        ("settings", "/review/settings/"),
+    ]:
+        pages[name] = client.get(url)
+    client.logout()
+    pages["login"] = client.get("/accounts/login/")
+
+    for name, response in pages.items():
+        assert response.status_code == 200, name
+        scan = PageScan(response.content.decode())
+        assert scan.inline == [], name
+        assert scan.missing_static_files() == [], name
+        assert static("cogloop/base.css") in scan.linked, name
+    for name in ("queue", "item", "annotation review"):
+        assert static("annotation/shortcuts.js") in PageScan(pages[name].content.decode()).linked
+    assert static("annotation/queue.js") in PageScan(pages["queue"].content.decode()).linked
+    for name in ("item", "annotation review"):
+        assert static("annotation/item.js") in PageScan(pages[name].content.decode()).linked
+
+
+def test_the_item_page_offers_the_strategies_the_parser_defines(client, reviewer, item):
+    client.force_login(reviewer)
+    client.post(f"/review/{item.pk}/claim")
+    html = client.get(f"/review/{item.pk}/").content.decode()
+    # The step keys 1..n of item.js read this list; the step's select and the key list show it.
+    data = re.search(r'<script id="strategies-data" type="application/json">(.*?)</script>', html)
+    assert data and json.loads(data.group(1)) == list(STRATEGIES)
+    select = re.search(r'<select name="steps-0-strategy".*?</select>', html, flags=re.DOTALL)
+    assert re.findall(r'<option value="([^"]*)"', select.group(0)) == list(STRATEGIES)
+    assert f"strategy: {', '.join(STRATEGIES)}" in html
+    keys = "".join(f"<kbd>{n}</kbd> " for n in range(1, len(STRATEGIES) + 1)).strip()
+    assert keys in html
+    script = Path(finders.find("annotation/item.js")).read_text()
+    assert not any(f'"{name}"' in script for name in STRATEGIES), "item.js keeps no copy of the list"

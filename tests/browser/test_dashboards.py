@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.conftest import browser_login
+from tests.browser.csp import csp_violations, serve_under_strict_csp
 from tests.dashboards.seed import seed_loop
+from tests.django_fixtures import browser_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -64,3 +65,13 @@ def test_a_reviewer_is_refused_every_dashboard(page, seeded, reviewer):
         response = page.goto(path)
         assert response.status == 403, path
         assert page.locator("svg.chart").count() == 0
+
+
+def test_dashboards_are_styled_under_a_csp_that_refuses_inline_style(page, seeded):
+    browser_login(page, "stella", "staff-pass-1")
+    serve_under_strict_csp(page, "**/dashboards/**")
+    page.goto("/dashboards/cognition/")
+    assert page.evaluate("getComputedStyle(document.querySelector('.dash-nav')).display") == "flex"
+    chart = page.locator("svg.chart").first
+    assert chart.evaluate("svg => getComputedStyle(svg).borderTopWidth") == "1px"  # charts.css
+    assert csp_violations(page) == []

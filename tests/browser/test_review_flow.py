@@ -16,7 +16,8 @@ from feedback.models import ReviewItem
 from inference import services as inference_services
 from retrain import services as retrain_services
 from retrain.models import TrainingSample
-from tests.conftest import browser_login
+from tests.browser.csp import csp_violations, serve_under_strict_csp
+from tests.django_fixtures import browser_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -205,3 +206,21 @@ def test_a_reviewer_sees_no_lead_or_admin_pages(page, reviewer):
     assert response.status == 403 and "needs the lead role" in page.locator("main").inner_text()
     page.goto("/admin/")
     assert "/admin/login/" in page.url
+
+
+def test_the_item_page_works_under_a_csp_that_refuses_inline_code(page, item, reviewer):
+    browser_login(page, "rita", "review-pass-1")
+    serve_under_strict_csp(page, f"**/review/{item.pk}/")
+    page.goto(f"/review/{item.pk}/")
+    assert page.evaluate("getComputedStyle(document.querySelector('header')).display") == "flex"
+    page.keyboard.press("c")  # item.js: claim in place
+    assert wait_for(lambda: ReviewItem.objects.get(pk=item.pk).claimed_by_id == reviewer.pk)
+    page.keyboard.press("1")  # the first of the strategies the page passes to item.js
+    assert page.input_value("[name=steps-0-strategy]") == "induction"
+    page.keyboard.press("?")  # shortcuts.js
+    assert page.locator("#shortcuts").is_visible()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+Enter")
+    assert page.locator("#diff-dialog").is_visible()
+    assert "changed" in page.locator("#diff-table").inner_text()
+    assert csp_violations(page) == []

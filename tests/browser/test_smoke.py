@@ -1,6 +1,6 @@
 import pytest
 
-from tests.conftest import browser_login
+from tests.django_fixtures import browser_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

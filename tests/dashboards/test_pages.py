@@ -2,10 +2,12 @@ import re
 
 import pytest
 from django.db import connection
+from django.templatetags.static import static
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.dashboards.seed import seed_loop, seed_more
+from tests.inline_code import PageScan
 
 PAGES = ["overview", "cognition", "capture", "queue", "reviewers", "datasets", "training", "models"]
 # Charts each page draws with the seeded data (the overview shows numbers, no chart).
@@ -261,3 +263,13 @@ def test_score_histogram_counts_every_output_in_its_bin(seeded):
         for score in scores:
             expected[min(int(score * selectors.SCORE_BINS), selectors.SCORE_BINS - 1)] += 1
         assert bins == expected
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_carry_no_inline_code_and_load_their_stylesheets(staff_client, seeded, page):
+    scan = PageScan(staff_client.get(reverse(f"dashboards:{page}")).content.decode())
+    assert scan.inline == []
+    assert scan.missing_static_files() == []
+    assert [static("cogloop/base.css"), static("ops/charts.css"), static("ops/dashboards.css")] == [
+        url for url in scan.linked if url.endswith(".css")
+    ]

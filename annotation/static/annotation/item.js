@@ -1,6 +1,7 @@
-/* The correction form: step editing by keyboard and mouse, the lease heartbeat, release on
-   leave, and the diff shown before submit. Text from the page goes into the DOM through
-   textContent and form values only, never as HTML. */
+/* The correction form (the item page, and a lead's second review): step editing by keyboard
+   and mouse, the lease heartbeat, release on leave, and the diff shown before submit. Text from
+   the page goes into the DOM through textContent and form values only, never as HTML. Where
+   there is no diff dialog, Ctrl+Enter clicks the button the form names in data-submit-button. */
 (function () {
   "use strict";
   var form = document.getElementById("correction");
@@ -11,7 +12,8 @@
   var holds = status && status.dataset.holds === "1";
   var submitting = false;
   var cursor = 0;
-  var STRATEGIES = ["induction", "deduction", "analogy", "other"];
+  // The step labels in key order (1, 2, ...): inference.engine.parser.STRATEGIES, from the page.
+  var STRATEGIES = JSON.parse(document.getElementById("strategies-data").textContent);
 
   function csrf() { return form.querySelector("input[name=csrfmiddlewaretoken]").value; }
   function rows() { return Array.prototype.slice.call(body.querySelectorAll("tr.step")); }
@@ -258,10 +260,7 @@
   keys.O = function () { insert(false); };
   keys.x = function () { toggleDelete(); };
   keys.w = markWrong;
-  keys["1"] = function () { setStrategy(0); };
-  keys["2"] = function () { setStrategy(1); };
-  keys["3"] = function () { setStrategy(2); };
-  keys["4"] = function () { setStrategy(3); };
+  STRATEGIES.forEach(function (name, n) { keys[String(n + 1)] = function () { setStrategy(n); }; });
   keys.a = function () { focus("[name=corrected_answer]"); };
   keys.t = function () { focus("[name=error_type]"); };
   keys.r = function () { focus("[name=correction_strategy]"); };
@@ -276,7 +275,7 @@
   keys.Escape = function () { show(); };
   keys["ctrl+Enter"] = function () {
     if (dialog) { if (!dialog.open) { submitter = null; showDiff(); } }
-    else if (window.reviewSubmit) window.reviewSubmit();
+    else if (form.dataset.submitButton) document.getElementById(form.dataset.submitButton).click();
   };
   // A page sent back with errors lists the steps in form order: put them in the reviewer's order.
   rows().map(function (row, i) { return [Number(field(row, "ORDER").value) || 1e9 + i, i, row]; })
