@@ -16,8 +16,7 @@ from inference.engine import workload
 from inference.models import ModelVersion
 from retrain import services
 from retrain.models import TrainingRun
-
-from ..conftest import start_worker, stop_process
+from tests.django_fixtures import start_worker, stop_process
 
 
 def _wait(run, stages, timeout):
