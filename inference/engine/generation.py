@@ -16,10 +16,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .chat import prompt_text
 from .confidence import answer_confidence
+
+if TYPE_CHECKING:  # annotations only: importing torch here would load it in every process
+    import torch
+
+    from .metahead import MetaHead
 
 T = TypeVar("T")
 
@@ -52,7 +57,7 @@ class TokenStates:
     """
 
     token_ids: list[int]
-    states: object  # torch.Tensor
+    states: torch.Tensor
 
 
 def generate_batch(
@@ -162,7 +167,9 @@ class ChosenTokenLogprobs:
     """
 
     def __init__(self) -> None:
-        self._waiting = None  # [batch, vocab] log-softmax of the step whose token is not known yet
+        self._waiting: torch.Tensor | None = (
+            None  # [batch, vocab] log-softmax of the step whose token is not known yet
+        )
         self._steps: list = []  # [batch] per step
 
     def __call__(self, input_ids, scores):
@@ -239,9 +246,9 @@ def run_on_own_thread(fn: Callable[..., T], /, *args, **kwargs) -> T:
 @dataclass(frozen=True)
 class LoadedModel:
     version_id: int | None
-    model: object
-    tokenizer: object
-    head: object | None = None  # the metacognition head (float32), when the version has one
+    model: Any
+    tokenizer: Any
+    head: MetaHead | None = None  # the metacognition head (float32), when the version has one
 
 
 class ModelSlot:
