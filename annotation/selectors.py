@@ -234,12 +234,16 @@ def capture_quality(*, threshold: float | None = None) -> dict:
     threshold = threshold if threshold is not None else capture_policy_get().score_below
     verdicts = Annotation.objects.filter(status=Annotation.Status.APPROVED)
     wrong = ~Q(error_type=Annotation.ErrorType.NONE)
-    low = verdicts.filter(review_item__reason=ReviewItem.Reason.LOW_SCORE).aggregate(
-        n=Count("pk"), wrong=Count("pk", filter=wrong)
+    is_low = Q(review_item__reason=ReviewItem.Reason.LOW_SCORE)
+    is_audit = Q(review_item__reason=ReviewItem.Reason.AUDIT_SAMPLE)
+    counts = verdicts.aggregate(
+        low_n=Count("pk", filter=is_low),
+        low_wrong=Count("pk", filter=is_low & wrong),
+        audit_n=Count("pk", filter=is_audit),
+        audit_wrong=Count("pk", filter=is_audit & wrong),
     )
-    audit = verdicts.filter(review_item__reason=ReviewItem.Reason.AUDIT_SAMPLE).aggregate(
-        n=Count("pk"), wrong=Count("pk", filter=wrong)
-    )
+    low = {"n": counts["low_n"], "wrong": counts["low_wrong"]}
+    audit = {"n": counts["audit_n"], "wrong": counts["audit_wrong"]}
     outputs = Output.objects.aggregate(
         captured=Count("pk", filter=Q(cognition_score__lt=threshold)),
         let_through=Count("pk", filter=Q(cognition_score__gte=threshold)),

@@ -35,6 +35,26 @@ EVAL_METRICS = [
     ("ece", "Calibration error (ECE)", "score"),
     ("n", "Items", "int"),
 ]
+# What each metric measures, shown on the models page (and why a metric may stay empty).
+METRIC_DEFINITIONS = {
+    "accuracy": "share of held-out problems whose final answer equals the reference",
+    "mean_score": "mean cognition score (0.6 consistency + 0.4 adaptability) of the held-out answers",
+    "error_rate": "1 - accuracy",
+    "transparency_approval": (
+        "share of this version's reviewed answers whose reasoning the reviewer found understandable "
+        "(reviewers' verdicts; empty until its answers have been reviewed)"
+    ),
+    "correction_steps": (
+        "mean steps from a wrong claim to the step that corrects it, over corrected wrong claims "
+        "(empty when the version never corrected itself on the held-out set)"
+    ),
+    "strategy_diversity": "mean number of distinct named strategies per held-out answer",
+    "ece": (
+        "expected calibration error of the head's confidence that the answer is right "
+        "(empty while the version has no trained head)"
+    ),
+    "n": "held-out problems measured",
+}
 STAGES = [s for s in TrainingRun.Stage.values if s != TrainingRun.Stage.FAILED]
 MAX_REVIEWER_SERIES = 7
 STATUS_COLOURS = {
@@ -181,6 +201,7 @@ def capture(*, since: datetime, now: datetime) -> dict:
     n_out, n_cap = sum(outputs.values()), sum(per_day.values())
     reason_labels = dict(ReviewItem.Reason.choices)
     return {
+        "quality": annotation_selectors.capture_quality(threshold=threshold),
         "outputs": n_out,
         "captured": n_cap,
         "rate": n_cap / n_out if n_out else None,
@@ -553,6 +574,7 @@ def models() -> dict:
     return {
         "table": table,
         "metric_labels": [(k, label, SEED_TARGETS.get(k)) for k, label, _ in EVAL_METRICS],
+        "definitions": [(label, METRIC_DEFINITIONS[k]) for k, label, _ in EVAL_METRICS],
         "history": history,
         "charts": metric_charts
         + [
