@@ -37,7 +37,7 @@ from retrain.models import EvalItem, EvalSet, EvalSetVersion, TrainingSample
 log = logging.getLogger("cogloop.retrain")
 
 GOLDEN = "golden"  # each product app's set held out from its reviewed corrections
-NAME_MAX = EvalSet._meta.get_field("name").max_length
+NAME_MAX: int = EvalSet._meta.get_field("name").max_length or 100
 # At most this many bad lines are reported; a file of nothing but bad lines says so in the message.
 MAX_REPORTED_LINES = 100
 
@@ -311,8 +311,11 @@ def eval_set_grow_from_review(*, annotation: Annotation) -> EvalSetVersion | Non
     EvalSet.objects.get_or_create(name=GOLDEN, app=app)
     golden = EvalSet.objects.select_for_update().get(name=GOLDEN, app=app)
     latest = golden.versions.order_by("-number").first()
-    items = (
-        list(latest.items.order_by("position").values("prompt", "answer", "solution", "tags"))
+    items: list[dict] = (
+        [
+            dict(row)
+            for row in latest.items.order_by("position").values("prompt", "answer", "solution", "tags")
+        ]
         if latest
         else []
     )
