@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import shutil
 import uuid
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import redis
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from cogloop.errors import ApplicationError
@@ -122,6 +123,72 @@ def model_version_ensure_base() -> ModelVersion:
             recipe="base",
         )
         return model_version_promote(version=version, reason="initial base model")
+
+
+# Store names become directory names: one path segment, no dot first (the store's temporary names).
+_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# pg_advisory_xact_lock key of the first-start registration (any fixed 64-bit number).
+_REGISTRY_LOCK_KEY = 0x636F_676C_6F6F_7001
+
+
+def model_directory_check(*, path: Path) -> Path:
+    """The resolved directory if it holds a model serving can load safely, else an
+    ApplicationError ``invalid_model`` naming the reason: no directory, pickle weights
+    (``*.bin``, ``*.pt``, ``*.pkl``, ...), no safetensors, no config.json, custom code, no tokenizer."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise ApplicationError(f"{path} is not a directory", code="invalid_model")
+    try:
+        loading.check_safe(path)
+    except loading.ArtifactError as exc:
+        raise ApplicationError(f"{path}: {exc}", code="invalid_model") from exc
+    # Serving loads the tokenizer.json shipped beside the weights, never one rebuilt or downloaded.
+    if not (path / "tokenizer.json").is_file():
+        raise ApplicationError(f"{path}: no tokenizer (tokenizer.json)", code="invalid_model")
+    return path.resolve()
+
+
+def model_version_import(*, path: Path, name: str | None = None, activate: bool = False) -> ModelVersion:
+    """Register a model directory from outside the store (``manage.py model register``): check
+    it, copy it into the store with its sha256 manifest, and with ``activate`` promote it, so
+    every serving process loads, verifies and smoke-tests it before swapping."""
+    source = model_directory_check(path=path)
+    name = name or source.name
+    if not _VERSION_NAME.fullmatch(name):
+        raise ApplicationError(
+            f"a version name is letters, digits, '.', '_' or '-' (at most 100, no dot first), not {name!r}",
+            code="invalid_model",
+        )
+    with transaction.atomic():
+        version = model_version_register(
+            name=name, source_dir=source, base_model_path=str(source), recipe="base"
+        )
+        if activate:
+            version = model_version_promote(version=version, reason="registered with --activate")
+        return version
+
+
+def model_version_register_base_if_empty() -> ModelVersion | None:
+    """Register and activate BASE_MODEL when the registry holds no version at all.
+
+    Serving processes call this at start; the first one registers, under a lock (PostgreSQL:
+    an advisory transaction lock; SQLite: the write lock an IMMEDIATE transaction takes), and
+    every other finds a version and does nothing. Returns the version it registered, or None.
+    """
+    if not settings.BASE_MODEL or ModelVersion.objects.exists():
+        return None
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_REGISTRY_LOCK_KEY])
+        if ModelVersion.objects.exists():
+            return None
+        base = model_directory_check(path=Path(settings.BASE_MODEL))
+        # The name model_version_ensure_base gives, so the two never register one model twice.
+        name = f"{Path(settings.BASE_MODEL).name or base.name}-base"
+        version = model_version_register(name=name, source_dir=base, base_model_path=str(base), recipe="base")
+        log.info("registered BASE_MODEL %s as %s", base, version.name)
+        return model_version_promote(version=version, reason="BASE_MODEL registered at first start")
 
 
 @transaction.atomic

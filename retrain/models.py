@@ -92,3 +92,64 @@ class Evaluation(models.Model):
 
     def __str__(self) -> str:
         return f"evaluation of {self.model_version_id} on {self.eval_set}"
+
+
+class EvalSet(models.Model):
+    """A named evaluation set: global (no app) or a product app's own (its golden set)."""
+
+    name = models.CharField(max_length=100)
+    app = models.ForeignKey(
+        "inference.ProductApp", null=True, blank=True, on_delete=models.CASCADE, related_name="eval_sets"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "app"], name="eval_set_unique_per_app"),
+            # NULLs are distinct in a unique constraint: global names need their own.
+            models.UniqueConstraint(
+                fields=["name"], condition=models.Q(app__isnull=True), name="eval_set_unique_global"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.app.name if self.app_id else 'global'})"
+
+
+class EvalSetVersion(models.Model):
+    """One immutable content of an eval set: written once with its items, never updated."""
+
+    class Source(models.TextChoices):
+        IMPORT = "import"
+        REVIEW = "review"
+        EMBEDDED = "embedded"
+
+    eval_set = models.ForeignKey(EvalSet, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)  # of the canonical items (retrain.services.evalsets)
+    item_count = models.PositiveIntegerField()
+    source = models.CharField(max_length=20, choices=Source.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["eval_set", "number"], name="eval_set_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.eval_set} v{self.number}"
+
+
+class EvalItem(models.Model):
+    version = models.ForeignKey(EvalSetVersion, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    prompt = models.TextField()
+    answer = models.TextField()  # the reference answer: a number, as text
+    solution = models.TextField(blank=True)
+    tags = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "position"], name="eval_item_position_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} #{self.position}"

@@ -1,8 +1,9 @@
-"""Every write of the retrain app, by concern: datasets (samples and monthly versions) and runs
-(the quarterly run, its lease, its stages and the gate's verdict). The gate's arithmetic is
-``retrain.gate``; the embedded evaluation set ``retrain.embedded``."""
+"""Every write of the retrain app, by concern: datasets (samples and monthly versions), eval sets
+(imported, held out from review, embedded) and runs (the quarterly run, its lease, its stages
+and the gate's verdict). The gate's arithmetic is ``retrain.gate``; the embedded evaluation set
+``retrain.embedded``."""
 
-from retrain.embedded import eval_items
+from retrain import embedded
 from retrain.periods import quarter_of
 from retrain.services.datasets import (
     current_period,
@@ -10,6 +11,15 @@ from retrain.services.datasets import (
     dataset_version_build_monthly,
     held_out_fingerprints,
     training_samples_collect,
+)
+from retrain.services.evalsets import (
+    GOLDEN,
+    eval_set_ensure,
+    eval_set_fingerprints,
+    eval_set_grow_from_review,
+    eval_set_import,
+    eval_set_items,
+    eval_set_latest,
 )
 from retrain.services.runs import (
     LEASE_STALE_AFTER,
@@ -24,7 +34,16 @@ from retrain.services.runs import (
     training_run_start_quarterly,
 )
 
+
+def eval_items(n: int | None = None) -> list[dict]:
+    """The embedded held-out set (retrain.embedded.eval_items). Read through the module when
+    called: retrain.embedded registers its eval set through these services, so importing the
+    name here would make the two modules' import order matter."""
+    return embedded.eval_items(n)
+
+
 __all__ = [
+    "GOLDEN",
     "LEASE_STALE_AFTER",
     "RUN_MAX_ATTEMPTS",
     "TRAINING_RUN_EXECUTE_TASK",
@@ -32,6 +51,12 @@ __all__ = [
     "dataset_version_build",
     "dataset_version_build_monthly",
     "eval_items",
+    "eval_set_ensure",
+    "eval_set_fingerprints",
+    "eval_set_grow_from_review",
+    "eval_set_import",
+    "eval_set_items",
+    "eval_set_latest",
     "gate_from_rows",
     "held_out_fingerprints",
     "quarter_of",

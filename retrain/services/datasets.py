@@ -18,6 +18,7 @@ from feedback.services import prompt_fingerprint
 from inference.engine import chat
 from retrain import embedded, periods, selectors
 from retrain.models import DatasetVersion, TrainingSample
+from retrain.services import evalsets
 
 log = logging.getLogger("cogloop.retrain")
 
@@ -36,8 +37,10 @@ def _response(steps: list[dict], answer: str) -> str:
 
 
 def held_out_fingerprints() -> set[str]:
-    """Near-duplicate keys of every held-out prompt the gate measures with."""
-    return {prompt_fingerprint(item["prompt"]) for item in embedded.eval_items()}
+    """Near-duplicate keys of every held-out prompt the gate measures with: the embedded
+    workload's and every eval set's (imported ones and the apps' golden sets)."""
+    embedded_keys = {prompt_fingerprint(item["prompt"]) for item in embedded.eval_items()}
+    return embedded_keys | evalsets.eval_set_fingerprints()
 
 
 @transaction.atomic
