@@ -23,8 +23,9 @@ def _fresh_serving_state():
 
 @pytest.fixture(autouse=True)
 def _no_random_audits(settings):
-    """The audit sample is random per output; tests that want it turn it on explicitly."""
-    settings.COGLOOP = {**settings.COGLOOP, "CAPTURE_AUDIT_SHARE": 0.0}
+    """The audit sample and the golden hold-out are draws per output and annotation; tests that
+    want them turn them on explicitly."""
+    settings.COGLOOP = {**settings.COGLOOP, "CAPTURE_AUDIT_SHARE": 0.0, "GOLDEN_SHARE": 0.0}
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from inference import serving
 from inference.engine import workload
 from inference.models import ModelVersion, Output
 from retrain import services as retrain_services
+from retrain.embedded import register_embedded_eval_set
 from retrain.models import Evaluation, TrainingRun
 
 
@@ -20,6 +21,7 @@ def test_closed_loop_captures_corrects_retrains_promotes_and_swaps(
     from inference.services import model_version_ensure_base
 
     base = model_version_ensure_base()
+    register_embedded_eval_set()  # the gate measures on an evaluation set
     prompts = [p.prompt for p in workload.problems(400, seed=11, split="train")]
     simulation.send_traffic(api_key, prompts)
     captured = ReviewItem.objects.count()

@@ -47,7 +47,9 @@ def held_out_fingerprints() -> set[str]:
 def training_samples_collect() -> int:
     """Turn approved annotations without samples into reflection, strategy and uncertainty
     samples. A prompt that is a held-out problem or a near-duplicate of one (same text up to
-    case, punctuation and spacing) is kept with split "eval" and never enters a dataset."""
+    case, punctuation and spacing) is kept with split "eval" and never enters a dataset.
+    First, a share of the approved corrections (GOLDEN_SHARE, a stable draw) is held out into
+    the app's golden evaluation set: its corrected answer is a reviewer-verified reference."""
     created = 0
     annotations = (
         Annotation.objects.filter(status=Annotation.Status.APPROVED, training_samples__isnull=True)
@@ -58,8 +60,11 @@ def training_samples_collect() -> int:
     for a in annotations:
         output = a.review_item.output
         prompt = output.prompt
+        fingerprint = prompt_fingerprint(prompt)
+        if fingerprint not in held_out and evalsets.eval_set_grow_from_review(annotation=a) is not None:
+            held_out.add(fingerprint)
         # Never train on a held-out problem, also not on a re-worded copy of one.
-        split = "eval" if prompt_fingerprint(prompt) in held_out else embedded.split_of(prompt)
+        split = "eval" if fingerprint in held_out else embedded.split_of(prompt)
         chosen = _response(a.corrected_steps, a.corrected_answer)
         payloads = {
             TrainingSample.Kind.REFLECTION: {

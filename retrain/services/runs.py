@@ -16,13 +16,16 @@ from cogloop.errors import ApplicationError
 from cogloop.outbox import outbox_enqueue
 from inference import services as inference_services
 from inference.models import ModelVersion
-from retrain import embedded, gate, periods, selectors
-from retrain.models import DatasetVersion, Evaluation, TrainingRun
+from retrain import gate, periods, selectors
+from retrain.models import DatasetVersion, EvalSet, EvalSetVersion, Evaluation, TrainingRun
+from retrain.services import evalsets
 from retrain.trainer.config import TrainConfig, TrainConfigError
 
 log = logging.getLogger("cogloop.retrain")
 
 TRAINING_RUN_EXECUTE_TASK = "retrain.training_run_execute"
+# Task kinds whose strategy the gate judges as a slice (retrain.trainer.evaluate.TASK_STRATEGY).
+TASK_KINDS = ("chain", "pattern", "analogy")
 
 
 def training_run_start_quarterly() -> TrainingRun | None:
@@ -31,7 +34,11 @@ def training_run_start_quarterly() -> TrainingRun | None:
     dataset = DatasetVersion.objects.order_by("-period").first()
     if dataset is None or TrainingRun.objects.filter(period=period).exists():
         return None
-    return training_run_start(dataset=dataset, period=period)
+    try:
+        return training_run_start(dataset=dataset, period=period)
+    except ApplicationError as exc:  # e.g. no evaluation set yet: said in the log, tried next beat
+        log.warning("no training run for %s: %s", period, exc.message)
+        return None
 
 
 RUN_MAX_ATTEMPTS = 3
@@ -96,6 +103,11 @@ def training_run_start(
         )
     train_config = _train_config(recipe, config)
     base = _active_version()
+    if not eval_set_versions():
+        raise ApplicationError(
+            "no evaluation set to gate on: import one (manage.py evalset import NAME FILE)",
+            code="no_eval_set",
+        )
     run = TrainingRun.objects.create(
         period=period, dataset=dataset, base_version=base, recipe=recipe, config=train_config.to_dict()
     )
@@ -248,9 +260,35 @@ def _own_errors(rows: list[dict], classify) -> dict[str, int]:
     return counts
 
 
-def _record_evaluation(run: TrainingRun, version: ModelVersion, metrics: dict) -> None:
+def eval_set_versions() -> list[EvalSetVersion]:
+    """The evaluation sets a run measures with: the latest version of every set, global and per
+    app (imported ones, the apps' golden sets grown from review, the embedded workload's)."""
+    latest = []
+    for eval_set in EvalSet.objects.order_by("name", "app_id"):
+        version = eval_set.versions.order_by("-number").first()
+        if version is not None and version.item_count:
+            latest.append(version)
+    return latest
+
+
+def _eval_items(versions: list[EvalSetVersion]) -> list[dict]:
+    """Every item of ``versions`` in the evaluator's shape. A tag naming one of the workload's
+    task kinds is also the item's kind (its strategy slice)."""
+    items = []
+    for version in versions:
+        for item in evalsets.eval_set_items(version=version):
+            kind = next((t for t in item["tags"] if t in TASK_KINDS), None)
+            items.append({**item, "kind": kind, "eval_set": version.eval_set.name})
+    return items
+
+
+def _eval_set_label(versions: list[EvalSetVersion]) -> str:
+    return ", ".join(f"{v.eval_set.name} v{v.number}" for v in versions)
+
+
+def _record_evaluation(run: TrainingRun, version: ModelVersion, metrics: dict, label: str) -> None:
     Evaluation.objects.update_or_create(
-        model_version=version, training_run=run, eval_set="workload-heldout", defaults={"metrics": metrics}
+        model_version=version, training_run=run, eval_set=label[:100], defaults={"metrics": metrics}
     )
 
 
@@ -317,7 +355,14 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
     if run is None:
         return None
     try:
-        items = embedded.eval_items()
+        versions = eval_set_versions()
+        if not versions:
+            raise ApplicationError(
+                "no evaluation set to gate on: import one (manage.py evalset import NAME FILE)",
+                code="no_eval_set",
+            )
+        items = _eval_items(versions)
+        label = _eval_set_label(versions)
         base = run.base_version
         base_dir = inference_services.store_path(base.weights_path)
         _update(run, stage=TrainingRun.Stage.BASELINE)
@@ -329,7 +374,7 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
             **selectors.review_metrics(base),
             "own_errors": _own_errors(serving_rows, error_class),
         }
-        _record_evaluation(run, base, serving_metrics)
+        _record_evaluation(run, base, serving_metrics, label)
 
         candidate = run.result_version
         if candidate is None:  # a resumed run whose candidate is registered skips training
@@ -342,7 +387,7 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
             **summarize(candidate_rows, error_classes=error_classes),
             "own_errors": _own_errors(candidate_rows, error_class),
         }
-        _record_evaluation(run, candidate, candidate_metrics)
+        _record_evaluation(run, candidate, candidate_metrics, label)
 
         _update(run, stage=TrainingRun.Stage.GATE)
         decision = gate_from_rows(
@@ -352,7 +397,21 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
             candidate=candidate_metrics,
             error_classes=error_classes,
         )
-        decision.update(serving=serving_metrics, candidate=candidate_metrics)
+        decision.update(
+            serving=serving_metrics,
+            candidate=candidate_metrics,
+            eval_sets=[
+                {
+                    "name": v.eval_set.name,
+                    "app": v.eval_set.app_id,
+                    "version": v.number,
+                    "sha256": v.sha256,
+                    "n": v.item_count,
+                }
+                for v in versions
+            ],
+        )
+        decision["reason"] += f" on {label}"
         with transaction.atomic():
             candidate.metrics = {**candidate.metrics, "evaluation": candidate_metrics}
             candidate.save(update_fields=["metrics"])

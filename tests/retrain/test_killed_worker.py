@@ -15,6 +15,7 @@ from inference import services as inference_services
 from inference.engine import workload
 from inference.models import ModelVersion
 from retrain import services
+from retrain.embedded import register_embedded_eval_set
 from retrain.models import TrainingRun
 from tests.django_fixtures import start_worker, stop_process
 
@@ -52,6 +53,7 @@ def test_killed_worker_run_resumes_and_registers_one_candidate(transactional_db,
         )
     dataset = services.dataset_version_build(period="2026-10")
     inference_services.model_version_ensure_base()
+    register_embedded_eval_set()  # the gate measures on an evaluation set
 
     worker = start_worker(settings.REDIS_URL, "doomed-worker")
     try:

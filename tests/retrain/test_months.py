@@ -12,6 +12,7 @@ from feedback import services as feedback_services
 from inference import services as inference_services
 from inference.engine import workload
 from retrain import periods, selectors, services
+from retrain.embedded import register_embedded_eval_set
 from retrain.models import Evaluation, TrainingRun
 
 WRONG = "Step 1 [deduction]: {a} - 1 = {b}\n</think>\n\nThe answer is {b}."
@@ -104,6 +105,7 @@ def test_samples_of_an_error_class_the_serving_model_no_longer_makes_are_retired
     annotate(2, error_type="wrong_operation")
     first = services.dataset_version_build(period="2026-09")
     base = inference_services.model_version_ensure_base()
+    register_embedded_eval_set()  # the gate measures on an evaluation set
     Evaluation.objects.create(
         model_version=base,
         eval_set="workload-heldout",
@@ -124,6 +126,7 @@ def run(annotate):
     annotate(2)
     dataset = services.dataset_version_build(period="2026-10")
     inference_services.model_version_ensure_base()
+    register_embedded_eval_set()  # the gate measures on an evaluation set
     return services.training_run_start(dataset=dataset, period="2026-Q4", enqueue=False)
 
 
@@ -153,3 +156,14 @@ def test_a_promoted_or_running_run_is_not_retried(run):
         services.training_run_retry(run_id=run.pk)
     assert exc.value.code == "not_retryable"
     assert Annotation.objects.count() == 2
+
+
+def test_a_run_without_an_evaluation_set_is_refused_with_the_reason(annotate):
+    annotate(1)
+    dataset = services.dataset_version_build(period="2026-10")
+    inference_services.model_version_ensure_base()
+    with pytest.raises(ApplicationError) as exc:
+        services.training_run_start(dataset=dataset, period="2026-Q4", enqueue=False)
+    assert exc.value.code == "no_eval_set" and "evalset import" in exc.value.message
+    assert not TrainingRun.objects.exists()
+    assert services.training_run_start_quarterly() is None  # the beat says so in the log, no crash

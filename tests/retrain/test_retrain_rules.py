@@ -2,6 +2,7 @@ import pytest
 
 from cogloop.errors import ApplicationError
 from retrain import gate, services
+from retrain.embedded import register_embedded_eval_set
 from retrain.models import DatasetVersion, TrainingRun
 
 
@@ -30,6 +31,7 @@ def test_invalid_recipe_or_loss_weights_are_refused_before_a_run(dataset, recipe
     from inference.services import model_version_ensure_base
 
     model_version_ensure_base()
+    register_embedded_eval_set()  # the gate measures on an evaluation set
     with pytest.raises(ApplicationError, match=message):
         services.training_run_start(dataset=dataset, recipe=recipe, period="2026-Q4", config=config)
     assert TrainingRun.objects.count() == 0
@@ -39,6 +41,7 @@ def test_second_run_in_a_quarter_is_refused_naming_the_first(dataset, django_cap
     from inference.services import model_version_ensure_base
 
     model_version_ensure_base()
+    register_embedded_eval_set()  # the gate measures on an evaluation set
     first = services.training_run_start(dataset=dataset, period="2026-Q4")  # on_commit never fires here
     with pytest.raises(ApplicationError, match=f"training run {first.pk}"):
         services.training_run_start(dataset=dataset, period="2026-Q4")
@@ -87,6 +90,7 @@ def test_retrain_command_refuses_bad_options_with_the_reason_and_starts_nothing(
     from inference.services import model_version_ensure_base
 
     model_version_ensure_base()
+    register_embedded_eval_set()  # the gate measures on an evaluation set
     with pytest.raises(CommandError, match="beta must lie in"):
         call_command("retrain", "train", "--set", "beta=2", "--period", "2026-Q4")
     with pytest.raises(CommandError, match="curriculum_end must be >= curriculum_start"):

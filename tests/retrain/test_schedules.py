@@ -8,6 +8,7 @@ from feedback import services as feedback_services
 from inference import services as inference_services
 from inference.engine import workload
 from retrain import gate, services
+from retrain.embedded import register_embedded_eval_set
 from retrain.models import DatasetVersion, TrainingRun
 
 WRONG_STEP = "Step 1 [deduction]: {a} - 1 = {b}\n</think>\n\nThe answer is {b}."
@@ -61,6 +62,7 @@ def run(annotate):
     annotate(2)
     dataset = services.dataset_version_build(period="2026-10")
     inference_services.model_version_ensure_base()
+    register_embedded_eval_set()  # the gate measures on an evaluation set
     return services.training_run_start(dataset=dataset, period="2026-Q4")
 
 
@@ -91,6 +93,7 @@ def test_quarterly_beat_is_once_per_quarter(annotate):
     annotate(1)
     services.dataset_version_build(period="2026-10")
     inference_services.model_version_ensure_base()
+    register_embedded_eval_set()  # the gate measures on an evaluation set
     first = services.training_run_start_quarterly()
     assert first is not None
     assert services.training_run_start_quarterly() is None  # a doubled beat is harmless

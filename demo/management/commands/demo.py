@@ -27,6 +27,7 @@ from inference.engine import workload
 from inference.engine.generation import run_on_own_thread
 from inference.models import ProductApp
 from retrain import services as retrain_services
+from retrain.embedded import register_embedded_eval_set
 from retrain.models import DatasetVersion, TrainingRun
 from retrain.trainer.evaluate import evaluate_items, summarize
 
@@ -68,6 +69,8 @@ class Command(BaseCommand):
         _, api_key = inference_services.api_key_create(app=app, name=f"demo {time.time():.0f}")
 
         base = inference_services.model_version_ensure_base()
+        # the gate measures on evaluation sets: the workload's held-out problems are the demo's
+        register_embedded_eval_set()
         serving.sync_with_registry()
         serving.start_watcher()
         self.say(f"serving {base.name}; stores under {settings.VAR_DIR}")
