@@ -6,7 +6,7 @@ import pytest
 
 from inference.engine.claims import check_claims, evaluate, same_value
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "gsm8k_excerpt.jsonl"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "gsm8k_excerpt.jsonl"
 
 
 def verdicts(text: str) -> list[bool]:

@@ -11,7 +11,7 @@ from inference.engine.generation import GenerationParams
 from inference.engine.meta_serving import annotate_batch, generate_and_read
 from inference.engine.metahead import MetaHead, MetaHeadConfig
 
-TINY = Path(__file__).resolve().parents[2] / "inference" / "engine" / "cogloop_tiny"
+TINY = Path(__file__).resolve().parents[3] / "inference" / "engine" / "cogloop_tiny"
 
 
 def assert_metas_close(got: list[dict | None], want: list[dict | None]) -> None:

@@ -18,7 +18,7 @@ from inference.engine.metahead import (
     step_end_positions,
 )
 
-TINY_DIR = Path(__file__).resolve().parents[2] / "inference" / "engine" / "cogloop_tiny"
+TINY_DIR = Path(__file__).resolve().parents[3] / "inference" / "engine" / "cogloop_tiny"
 
 
 def make_head(hidden=32, trained=False, seed=0):
