@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 import shutil
@@ -247,8 +248,25 @@ def _scored_fields(
     }
 
 
-def _single_output_replay(*, app: ProductApp, idempotency_key: str) -> Output | None:
-    """The Output a key already made, refusing a key that made a sample group instead."""
+def request_hash(body: dict) -> str:
+    """What a replay must match: sha256 of the request's fields (without its key), in one order."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _refuse_another_body(*, first: Output, idempotency_key: str, request_hash: str) -> None:
+    # An output stored before hashes were recorded has none to compare: it replays as it did.
+    if request_hash and first.request_hash and first.request_hash != request_hash:
+        raise ApplicationError(
+            f"Idempotency-Key {idempotency_key!r} was used with a different request; "
+            "send that request again or use a new key",
+            code="idempotency_key_reused",
+            status=409,
+        )
+
+
+def _single_output_replay(*, app: ProductApp, idempotency_key: str, request_hash: str = "") -> Output | None:
+    """The Output a key already made, refusing a key that made a sample group or came with
+    another request."""
     output = Output.objects.filter(app=app, idempotency_key=idempotency_key).first()
     if output is not None and output.sample_group is not None:
         raise ApplicationError(
@@ -256,6 +274,8 @@ def _single_output_replay(*, app: ProductApp, idempotency_key: str) -> Output | 
             code="idempotency_key_reused",
             status=409,
         )
+    if output is not None:
+        _refuse_another_body(first=output, idempotency_key=idempotency_key, request_hash=request_hash)
     return output
 
 
@@ -271,13 +291,15 @@ def output_create(
     prompt_tokens: int | None = None,
     completion_tokens: int | None = None,
     idempotency_key: str | None = None,
+    request_hash: str = "",
     meta: dict | None = None,
     model_confidence: float | None = None,
 ) -> Output:
     """Parse and score a text, store it as an Output, and run the output-created hooks.
 
     ``meta`` is the metacognition head's reading (per-step strategies, confidence);
-    ``model_confidence`` the one the answer tokens' log-probabilities give.
+    ``model_confidence`` the one the answer tokens' log-probabilities give. ``request_hash``
+    (see request_hash()) is what a later request with the same key must match.
     """
     fields = _scored_fields(parse_output(raw_text), meta=meta, model_confidence=model_confidence)
     try:
@@ -293,10 +315,13 @@ def output_create(
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
                 idempotency_key=idempotency_key,
+                request_hash=request_hash if idempotency_key else "",
             )
     except IntegrityError:
         if idempotency_key:
-            replayed = _single_output_replay(app=app, idempotency_key=idempotency_key)
+            replayed = _single_output_replay(
+                app=app, idempotency_key=idempotency_key, request_hash=request_hash
+            )
             if replayed is not None:
                 return replayed
         raise
@@ -311,13 +336,15 @@ def output_generate(
     max_new_tokens: int,
     temperature: float,
     idempotency_key: str | None = None,
+    request_hash: str = "",
 ) -> Output:
     """Generate with the serving model and store the scored Output.
 
-    Generation runs outside any transaction: a slow model never holds a database lock.
+    Generation runs outside any transaction: a slow model never holds a database lock. A
+    key is checked before the model runs: a replay or a refusal costs no generation.
     """
     if idempotency_key:
-        existing = _single_output_replay(app=app, idempotency_key=idempotency_key)
+        existing = _single_output_replay(app=app, idempotency_key=idempotency_key, request_hash=request_hash)
         if existing:
             return existing
     result = serving.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature)
@@ -330,6 +357,7 @@ def output_generate(
         prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens,
         idempotency_key=idempotency_key,
+        request_hash=request_hash,
         meta=result.meta,
         model_confidence=result.model_confidence,
     )
@@ -380,8 +408,10 @@ def _sample_group_of(output: Output) -> SampleGroup:
     return SampleGroup(id=output.sample_group, outputs=outputs)
 
 
-def _sample_group_replay(*, app: ProductApp, idempotency_key: str) -> SampleGroup | None:
-    """The group a key already made (the key sits on its first output)."""
+def _sample_group_replay(
+    *, app: ProductApp, idempotency_key: str, request_hash: str = ""
+) -> SampleGroup | None:
+    """The group a key already made (the key and the request's hash sit on its first output)."""
     output = Output.objects.filter(app=app, idempotency_key=idempotency_key).first()
     if output is None:
         return None
@@ -391,6 +421,7 @@ def _sample_group_replay(*, app: ProductApp, idempotency_key: str) -> SampleGrou
             code="idempotency_key_reused",
             status=409,
         )
+    _refuse_another_body(first=output, idempotency_key=idempotency_key, request_hash=request_hash)
     return _sample_group_of(output)
 
 
@@ -403,6 +434,7 @@ def output_group_create(
     source: str = Output.Source.GENERATED,
     model_version: ModelVersion | None = None,
     idempotency_key: str | None = None,
+    request_hash: str = "",
 ) -> SampleGroup:
     """Store answers sampled together for one prompt as one group, each scored with its agreement.
 
@@ -440,13 +472,16 @@ def output_group_create(
             prompt_tokens=sample.prompt_tokens,
             completion_tokens=sample.completion_tokens,
             idempotency_key=idempotency_key if i == 0 else None,
+            request_hash=request_hash if i == 0 and idempotency_key else "",
         )
         if i == 0 and idempotency_key:
             try:
                 with transaction.atomic():
                     row.save()
             except IntegrityError:
-                replayed = _sample_group_replay(app=app, idempotency_key=idempotency_key)
+                replayed = _sample_group_replay(
+                    app=app, idempotency_key=idempotency_key, request_hash=request_hash
+                )
                 if replayed is not None:
                     return replayed
                 raise
@@ -467,6 +502,7 @@ def output_group_generate(
     temperature: float,
     top_p: float,
     idempotency_key: str | None = None,
+    request_hash: str = "",
 ) -> SampleGroup:
     """Sample ``n`` answers to one prompt in one batch and store them as a sample group.
 
@@ -475,7 +511,7 @@ def output_group_generate(
     from inference import serving
 
     if idempotency_key:
-        existing = _sample_group_replay(app=app, idempotency_key=idempotency_key)
+        existing = _sample_group_replay(app=app, idempotency_key=idempotency_key, request_hash=request_hash)
         if existing:
             return existing
     served = serving.generate_samples(
@@ -497,4 +533,5 @@ def output_group_generate(
         ],
         model_version=ModelVersion.objects.filter(pk=served[0].version_id).first(),
         idempotency_key=idempotency_key,
+        request_hash=request_hash,
     )
