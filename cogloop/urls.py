@@ -16,3 +16,8 @@ urlpatterns = [
     path("review/", include("annotation.urls")),
     path("", include("ops.urls")),
 ]
+
+# Under /api/ these answer the API's JSON error shape; elsewhere Django's pages (cogloop.api).
+handler400 = "cogloop.api.bad_request"
+handler404 = "cogloop.api.page_not_found"
+handler500 = "cogloop.api.server_error"
