@@ -105,6 +105,16 @@ def test_identical_bulks_at_once_each_answer_200_with_every_item_created_once(pr
     assert Feedback.objects.count() == 40
 
 
+@pytest.mark.parametrize("path", ["/api/v1/generate", "/api/v1/outputs"])
+@pytest.mark.parametrize("poison", ["\u0000", "\ud800"], ids=["nul", "lone-surrogate"])
+def test_a_poisoned_prompt_is_a_400_naming_it(api_client, api_key, path, poison):
+    body = {"prompt": f"Start with 3.{poison} Add 4.", "text": GOOD}
+    if path == "/api/v1/generate":
+        del body["text"]
+    assert "prompt" in error_of(post(api_client, path, body, api_key), 400)["fields"]
+    assert Output.objects.count() == 0
+
+
 # -- 2. an idempotency key with another body is a 409 ---------------------------------------
 
 
