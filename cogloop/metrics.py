@@ -47,6 +47,11 @@ def observe_output(output) -> None:
     COGNITION_SCORE.labels(output.source).observe(output.cognition_score)
 
 
+# Every label value is a series kept for the process's life: a method a client invents is
+# counted as "other", and routes are the resolver's patterns (or "unmatched"), never raw paths.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class RequestMetricsMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -56,7 +61,6 @@ class RequestMetricsMiddleware:
         response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
         route = match.route if match else "unmatched"
-        REQUEST_LATENCY.labels(request.method, route, response.status_code).observe(
-            time.perf_counter() - started
-        )
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        REQUEST_LATENCY.labels(method, route, response.status_code).observe(time.perf_counter() - started)
         return response

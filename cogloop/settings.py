@@ -5,9 +5,11 @@ broker under var/, the shipped cogloop-tiny model. Production sets DATABASE_URL,
 REDIS_URL, BASE_MODEL and COGLOOP_ENV=production (which refuses a default SECRET_KEY).
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -37,6 +39,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
     "cogloop",
     "inference",
     "feedback",
@@ -56,6 +60,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last: it turns a request axes marked as locked out into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "cogloop.urls"
@@ -99,6 +106,38 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Axes' check comes first: a locked-out username and address is refused before any password is
+# compared (cogloop.lockout).
+AUTHENTICATION_BACKENDS = [
+    "cogloop.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+# Username and address together: a guesser is stopped, and nobody elsewhere can lock a
+# colleague out by typing their name. The address is REMOTE_ADDR (axes' default): behind the
+# proxy every client shares the proxy's, which makes the lock per username.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "cogloop.lockout.lockout_response"
+# Every successful login is in the admin's log already (last_login); failures are what matter.
+AXES_DISABLE_ACCESS_LOG = True
+
+# Every page is held to this; nothing the templates render is inline (tests/inline_code.py).
+# Swagger UI's page loads its script and style from static files (cogloop.urls).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "frame-ancestors": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "object-src": [NONE],
+    }
+}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -136,6 +175,12 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "EXCEPTION_HANDLER": "cogloop.api.exception_handler",
+    # DRF's own, with a JSON parser that answers absurd nesting with a 400.
+    "DEFAULT_PARSER_CLASSES": [
+        "cogloop.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"api_key": env("API_KEY_RATE", default="6000/min")},
@@ -263,3 +308,9 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 
 FEEDBACK_MAX_COMMENT_CHARS = env.int("FEEDBACK_MAX_COMMENT_CHARS", default=4000)
 FEEDBACK_BULK_MAX_ITEMS = 1000
+# The largest body read (a larger one is a JSON 413 naming this). A bulk at its documented
+# limits (1,000 items, each a 4,000-character comment, 20 flags of 50 and a 200-character key)
+# is 5.4 MB in ASCII and 13.4 MB with comments in three-byte UTF-8 (CJK); Django's 2.5 MB
+# default refused it. Characters sent as \uXXXX escapes can still exceed this: such a
+# client sends its bulk in parts.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=16 * 1024 * 1024)

@@ -3,11 +3,12 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from cogloop.api import error_responses
 from cogloop.errors import ApplicationError
 from feedback import services
 from feedback.models import Feedback
 from feedback.validation import validate_feedback_item
-from inference.api import AppApi, StrictCharField
+from inference.api import AppApi, StrictCharField, idempotency_key_of
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -77,7 +78,11 @@ EXAMPLE = {
 class FeedbackCreateApi(AppApi):
     @extend_schema(
         request=FeedbackInputSerializer,
-        responses={201: FeedbackOutputSerializer, 200: FeedbackOutputSerializer},
+        responses={
+            201: FeedbackOutputSerializer,
+            200: FeedbackOutputSerializer,
+            **error_responses(400, 401, 404, 409, 413, 429),
+        },
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
@@ -96,7 +101,7 @@ class FeedbackCreateApi(AppApi):
     def post(self, request):
         data = FeedbackInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        key = request.headers.get("Idempotency-Key") or data.validated_data.get("idempotency_key")
+        key = idempotency_key_of(request, data.validated_data)
         payload = _payload(data.validated_data)
         fb, created = services.feedback_create(app=self.app, data=payload, idempotency_key=key)
         response = Response(
@@ -119,7 +124,8 @@ class FeedbackBulkCreateApi(AppApi):
                     "errors": serializers.IntegerField(),
                     "results": serializers.ListField(child=serializers.DictField()),
                 },
-            )
+            ),
+            **error_responses(400, 401, 413, 429),
         },
         examples=[
             OpenApiExample("two items", value={"items": [EXAMPLE, {**EXAMPLE, "rating": 5, "flags": []}]})

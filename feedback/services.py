@@ -177,85 +177,105 @@ def feedback_create(*, app: ProductApp, data: dict, idempotency_key: str | None)
     return fb, True
 
 
+# How often a bulk looks again after a concurrent request stored one of its keys first.
+BULK_ATTEMPTS = 5
+
+
 def feedback_create_bulk(*, app: ProductApp, items: list[dict]) -> list[dict]:
     """Store many validated feedback items in one transaction; per-item results in order.
 
     ``items`` are dicts already validated field by field, or {"errors": ...} for items that
     failed validation; those are reported and skipped, the rest are written.
+
+    Two requests carrying the same keys at once both find them unused and both insert; the
+    unique constraint makes the second wait for the first and then fail. PostgreSQL raises
+    only once the first has committed, so the second, rolled back to its savepoint and run
+    again, finds those rows and answers them as replays (or conflicts), never as a 500.
     """
+    hashes = {i: request_hash(it["data"]) for i, it in enumerate(items) if "errors" not in it}
+    attempt = 1
+    while True:
+        try:
+            with transaction.atomic():
+                return _feedback_create_bulk_once(app=app, items=items, hashes=hashes)
+        except IntegrityError:
+            if attempt == BULK_ATTEMPTS:
+                raise
+            attempt += 1
+
+
+def _feedback_create_bulk_once(*, app: ProductApp, items: list[dict], hashes: dict[int, str]) -> list[dict]:
     results: list[dict | None] = [None] * len(items)
     keyed = {
         it["idempotency_key"]: i
         for i, it in enumerate(items)
         if "errors" not in it and it.get("idempotency_key")
     }
-    hashes = {i: request_hash(it["data"]) for i, it in enumerate(items) if "errors" not in it}
-    with transaction.atomic():
-        earlier = _earlier_feedback(app=app, keys=list(keyed))
-        wanted = {str(it["data"]["output_id"]) for it in items if "errors" not in it}
-        outputs = _output_pks(app=app, uuids=list(wanted))
-        seen_keys: dict[str, int] = {}
-        to_create: list[tuple[int, dict]] = []
-        for i, it in enumerate(items):
-            if "errors" in it:
+    earlier = _earlier_feedback(app=app, keys=list(keyed))
+    wanted = {str(it["data"]["output_id"]) for it in items if "errors" not in it}
+    outputs = _output_pks(app=app, uuids=list(wanted))
+    seen_keys: dict[str, int] = {}
+    to_create: list[tuple[int, dict]] = []
+    for i, it in enumerate(items):
+        if "errors" in it:
+            results[i] = {
+                "index": i,
+                "status": "error",
+                "code": "validation_error",
+                "errors": it["errors"],
+            }
+            continue
+        data, key = it["data"], it.get("idempotency_key")
+        if key and key in earlier:
+            if earlier[key].request_hash != hashes[i]:
                 results[i] = {
                     "index": i,
                     "status": "error",
-                    "code": "validation_error",
-                    "errors": it["errors"],
+                    "code": "idempotency_conflict",
+                    "errors": {"idempotency_key": ["used before with a different body"]},
                 }
-                continue
-            data, key = it["data"], it.get("idempotency_key")
-            if key and key in earlier:
-                if earlier[key].request_hash != hashes[i]:
-                    results[i] = {
-                        "index": i,
-                        "status": "error",
-                        "code": "idempotency_conflict",
-                        "errors": {"idempotency_key": ["used before with a different body"]},
-                    }
-                else:
-                    results[i] = {"index": i, "status": "replayed", "id": earlier[key].pk}
-                continue
-            if key and key in seen_keys:
-                results[i] = {
-                    "index": i,
-                    "status": "error",
-                    "code": "duplicate_in_request",
-                    "errors": {"idempotency_key": [f"repeats item {seen_keys[key]}"]},
-                }
-                continue
-            output_pk = outputs.get(str(data["output_id"]))
-            if output_pk is None:
-                results[i] = {
-                    "index": i,
-                    "status": "error",
-                    "code": "not_found",
-                    "errors": {"output_id": ["no such output"]},
-                }
-                continue
-            if key:
-                seen_keys[key] = i
-            to_create.append(
-                (
-                    i,
-                    {
-                        "output_id": output_pk,
-                        "app_id": app.pk,
-                        "rating": data.get("rating"),
-                        "thumb": data.get("thumb"),
-                        "comment": data.get("comment", ""),
-                        "flags": data.get("flags", []),
-                        "idempotency_key": key,
-                        "request_hash": hashes[i],
-                    },
-                )
+            else:
+                results[i] = {"index": i, "status": "replayed", "id": earlier[key].pk}
+            continue
+        if key and key in seen_keys:
+            results[i] = {
+                "index": i,
+                "status": "error",
+                "code": "duplicate_in_request",
+                "errors": {"idempotency_key": [f"repeats item {seen_keys[key]}"]},
+            }
+            continue
+        output_pk = outputs.get(str(data["output_id"]))
+        if output_pk is None:
+            results[i] = {
+                "index": i,
+                "status": "error",
+                "code": "not_found",
+                "errors": {"output_id": ["no such output"]},
+            }
+            continue
+        if key:
+            seen_keys[key] = i
+        to_create.append(
+            (
+                i,
+                {
+                    "output_id": output_pk,
+                    "app_id": app.pk,
+                    "rating": data.get("rating"),
+                    "thumb": data.get("thumb"),
+                    "comment": data.get("comment", ""),
+                    "flags": data.get("flags", []),
+                    "idempotency_key": key,
+                    "request_hash": hashes[i],
+                },
             )
-        created = _insert_many([row for _, row in to_create])
-        for (i, _), pk in zip(to_create, created):
-            results[i] = {"index": i, "status": "created", "id": pk}
-        if created:
-            outbox_enqueue(task_name=FEEDBACK_CAPTURE_TASK, payload={"feedback_ids": created})
+        )
+    created = _insert_many([row for _, row in to_create])
+    for (i, _), pk in zip(to_create, created):
+        results[i] = {"index": i, "status": "created", "id": pk}
+    if created:
+        outbox_enqueue(task_name=FEEDBACK_CAPTURE_TASK, payload={"feedback_ids": created})
     return results  # type: ignore[return-value]
 
 
@@ -319,8 +339,15 @@ def _insert_many(rows: list[dict]) -> list[int]:
         )
         ids = [r[0] for r in cursor.fetchall()]
         columns = ", ".join(("id", *INSERT_COLUMNS, "created_at"))
-        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for pk, r in zip(ids, rows):
+        # In key order: concurrent bulks sharing keys then wait on each other's index entries
+        # in one order, never in a cycle (a deadlock). The raw psycopg COPY's errors are made
+        # Django's (a duplicate key an IntegrityError) for the caller to handle.
+        in_key_order = sorted(zip(ids, rows), key=lambda pair: pair[1]["idempotency_key"] or "")
+        with (
+            connection.wrap_database_errors,
+            cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        ):
+            for pk, r in in_key_order:
                 copy.write_row(
                     (
                         pk,

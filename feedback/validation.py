@@ -15,6 +15,23 @@ MAX_FLAG_CHARS = 50
 MAX_KEY_CHARS = 200
 
 
+def _unstorable(text: str) -> str | None:
+    """Why PostgreSQL cannot store ``text`` (DRF's CharField refuses the same, in its words).
+
+    A NUL byte is refused by every text column and a lone surrogate cannot be encoded; both
+    would fail the whole bulk's COPY instead of the one item. ``encode`` finds a surrogate in
+    C, far faster than looking at each character.
+    """
+    if "\x00" in text:
+        return "Null characters are not allowed."
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"Surrogate characters are not allowed: U+{ord(text[exc.start]):X}."
+    return None
+
+
 def validate_feedback_item(raw: dict, *, max_comment: int) -> tuple[dict | None, dict | None]:
     """(validated data, None) or (None, {field: [messages]})."""
     errors: dict[str, list[str]] = {}
@@ -66,6 +83,8 @@ def validate_feedback_item(raw: dict, *, max_comment: int) -> tuple[dict | None,
             errors["comment"] = ["Not a valid string."]
         elif len(comment) > max_comment:
             errors["comment"] = [f"Ensure this field has no more than {max_comment} characters."]
+        elif problem := _unstorable(comment):
+            errors["comment"] = [problem]
         else:
             data["comment"] = comment
 
@@ -77,6 +96,8 @@ def validate_feedback_item(raw: dict, *, max_comment: int) -> tuple[dict | None,
             errors["flags"] = [f"Ensure this field has no more than {MAX_FLAGS} elements."]
         elif not all(isinstance(f, str) and f.strip() and len(f) <= MAX_FLAG_CHARS for f in flags):
             errors["flags"] = [f"Each flag is a non-empty string of at most {MAX_FLAG_CHARS} characters."]
+        elif problems := [p for f in flags if (p := _unstorable(f))]:
+            errors["flags"] = problems[:1]
         else:
             data["flags"] = [f.strip() for f in flags]
 
@@ -86,6 +107,8 @@ def validate_feedback_item(raw: dict, *, max_comment: int) -> tuple[dict | None,
             errors["idempotency_key"] = ["Not a valid string."]
         elif len(key) > MAX_KEY_CHARS:
             errors["idempotency_key"] = [f"Ensure this field has no more than {MAX_KEY_CHARS} characters."]
+        elif problem := _unstorable(key):
+            errors["idempotency_key"] = [problem]
         else:
             data["idempotency_key"] = key.strip()
 

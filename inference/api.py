@@ -1,8 +1,8 @@
 import math
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.shortcuts import get_object_or_404
+from drf_spectacular.authentication import BasicScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -12,15 +12,17 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import serializers, status
-from rest_framework.authentication import BaseAuthentication, BasicAuthentication, SessionAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from cogloop.api import error_responses
 from cogloop.errors import ApplicationError
+from cogloop.lockout import LockoutAwareBasicAuthentication, RefuseApiKeys
 from inference import services
 from inference.models import ModelVersion, Output
 
@@ -56,6 +58,23 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A product app's key: cl_<prefix>.<secret>",
         }
+
+
+class LockoutAwareBasicScheme(BasicScheme):
+    target_class = "cogloop.lockout.LockoutAwareBasicAuthentication"
+
+
+class RefuseApiKeysScheme(OpenApiAuthenticationExtension):
+    """It authenticates nobody (it only names an app key as out of place): no scheme to list."""
+
+    target_class = "cogloop.lockout.RefuseApiKeys"
+    name: list[str] = []
+
+    def get_security_requirement(self, auto_schema):
+        return None
+
+    def get_security_definition(self, auto_schema):
+        return []
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
@@ -194,24 +213,10 @@ def _check_prompt_size(prompt: str) -> None:
         )
 
 
-def _request_data(request):
-    """The parsed body; one over Django's size limit (a large sample group with logprobs can
-    be) is a JSON 413 naming the limit instead of Django's bare HTML 400."""
-    try:
-        return request.data
-    except RequestDataTooBig:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        raise ApplicationError(
-            f"the request body is over the limit of {limit} bytes",
-            code="request_too_large",
-            status=413,
-            extra={"limit": limit},
-        ) from None
-
-
 def _validated_prompt_body(serializer_class, request) -> dict:
-    """An over-long prompt is a 413 naming the limit; every other problem a 400 naming the field."""
-    body = _request_data(request)
+    """An over-long prompt is a 413 naming the limit; every other problem a 400 naming the field.
+    (A body over Django's size limit is a 413 too: cogloop.api's handler.)"""
+    body = request.data
     if isinstance(body, dict) and isinstance(body.get("prompt"), str):
         _check_prompt_size(body["prompt"])
     data = serializer_class(data=body)
@@ -219,8 +224,38 @@ def _validated_prompt_body(serializer_class, request) -> dict:
     return data.validated_data
 
 
-def _idempotency_key(request, validated: dict) -> str | None:
-    return request.headers.get("Idempotency-Key") or validated.get("idempotency_key")
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+
+
+def idempotency_key_of(request, validated: dict) -> str | None:
+    """The request's key: the Idempotency-Key header, else the body's (validated already).
+
+    The header is checked here, before anything runs, as the body's field is by its
+    serializer: one the column cannot hold was a 500 after the model had run.
+    """
+    header = request.headers.get("Idempotency-Key")
+    if header is None:
+        return validated.get("idempotency_key")
+    key = header.strip()
+    problem = None
+    if not key:
+        problem = "must not be blank"
+    elif len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        problem = f"at most {MAX_IDEMPOTENCY_KEY_CHARS} characters, not {len(key)}"
+    elif not key.isprintable():
+        problem = "printable characters only"
+    if problem:
+        raise ApplicationError(
+            f"the Idempotency-Key header is invalid: {problem}",
+            code="validation_error",
+            extra={"fields": {"Idempotency-Key": [problem]}},
+        )
+    return key
+
+
+def _request_hash(validated: dict) -> str:
+    """What a replay under the same key must match: the validated request, less its key."""
+    return services.request_hash({k: v for k, v in validated.items() if k != "idempotency_key"})
 
 
 class StrictCharField(serializers.CharField):
@@ -338,7 +373,10 @@ class GenerateApi(AppApi):
 
     @extend_schema(
         request=GenerateInputSerializer,
-        responses={201: OpenApiResponse(OUTPUT_OR_GROUP, description="an Output (n = 1) or a sample group")},
+        responses={
+            201: OpenApiResponse(OUTPUT_OR_GROUP, description="an Output (n = 1) or a sample group"),
+            **error_responses(400, 401, 409, 413, 429),
+        },
         examples=[
             OpenApiExample("chain", value={"prompt": "Start with 40. Take away 7. What is the result?"}),
             OpenApiExample(
@@ -382,24 +420,34 @@ class GenerateApi(AppApi):
     )
     def post(self, request):
         v = _validated_prompt_body(self.GenerateInputSerializer, request)
-        max_new_tokens = v.get("max_new_tokens", settings.COGLOOP["DEFAULT_MAX_NEW_TOKENS"])
+        key = idempotency_key_of(request, v)
+        # The hash covers what the model is asked, defaults filled in: leaving out a default
+        # and stating it are one request.
+        asked = {
+            "prompt": v["prompt"],
+            "n": v["n"],
+            "max_new_tokens": v.get("max_new_tokens", settings.COGLOOP["DEFAULT_MAX_NEW_TOKENS"]),
+            "temperature": v.get("temperature", SAMPLING_TEMPERATURE if v["n"] > 1 else 0.0),
+        }
         if v["n"] > 1:
             group = services.output_group_generate(
                 app=self.app,
-                prompt=v["prompt"],
-                n=v["n"],
-                max_new_tokens=max_new_tokens,
-                temperature=v.get("temperature", SAMPLING_TEMPERATURE),
+                prompt=asked["prompt"],
+                n=asked["n"],
+                max_new_tokens=asked["max_new_tokens"],
+                temperature=asked["temperature"],
                 top_p=SAMPLING_TOP_P,
-                idempotency_key=_idempotency_key(request, v),
+                idempotency_key=key,
+                request_hash=_request_hash(asked),
             )
             return _sample_group_response(group)
         output = services.output_generate(
             app=self.app,
-            prompt=v["prompt"],
-            max_new_tokens=max_new_tokens,
-            temperature=v.get("temperature", 0.0),
-            idempotency_key=_idempotency_key(request, v),
+            prompt=asked["prompt"],
+            max_new_tokens=asked["max_new_tokens"],
+            temperature=asked["temperature"],
+            idempotency_key=key,
+            request_hash=_request_hash(asked),
         )
         return Response(OutputSerializer(output).data, status=status.HTTP_201_CREATED)
 
@@ -409,6 +457,22 @@ class OutputCursorPagination(CursorPagination):
     max_page_size = 500
     page_size_query_param = "page_size"
     ordering = "-id"
+
+    def decode_cursor(self, request):
+        """DRF's, with a cursor it did not make a 400: its position must be an id (DRF passed
+        any text on to the query, a 500) and an undecodable one is the client's error, not a
+        missing page (DRF's 404)."""
+        try:
+            cursor = super().decode_cursor(request)
+            if cursor is not None and cursor.position is not None:
+                int(cursor.position)
+        except (NotFound, ValueError):
+            raise ApplicationError(
+                "the cursor is not one this API gave; follow the `next` or `previous` link",
+                code="invalid_cursor",
+                extra={"fields": {"cursor": ["not a cursor this API gave"]}},
+            ) from None
+        return cursor
 
 
 class OutputsApi(AppApi):
@@ -474,7 +538,10 @@ class OutputsApi(AppApi):
 
     @extend_schema(
         request=ExternalOutputInputSerializer,
-        responses={201: OpenApiResponse(OUTPUT_OR_GROUP, description="an Output (text) or a sample group")},
+        responses={
+            201: OpenApiResponse(OUTPUT_OR_GROUP, description="an Output (text) or a sample group"),
+            **error_responses(400, 401, 409, 413, 429),
+        },
         examples=[
             OpenApiExample(
                 "made with vLLM",
@@ -533,6 +600,7 @@ class OutputsApi(AppApi):
     )
     def post(self, request):
         v = _validated_prompt_body(self.ExternalOutputInputSerializer, request)
+        key, body_hash = idempotency_key_of(request, v), _request_hash(v)
         if "samples" in v:
             logprobs = v.get("sample_logprobs") or [None] * len(v["samples"])
             group = services.output_group_create(
@@ -543,7 +611,8 @@ class OutputsApi(AppApi):
                     for text, lp in zip(v["samples"], logprobs)
                 ],
                 source=Output.Source.EXTERNAL,
-                idempotency_key=_idempotency_key(request, v),
+                idempotency_key=key,
+                request_hash=body_hash,
             )
             return _sample_group_response(group)
         output = services.output_create(
@@ -551,13 +620,14 @@ class OutputsApi(AppApi):
             prompt=v["prompt"],
             raw_text=v["text"],
             source=Output.Source.EXTERNAL,
-            idempotency_key=_idempotency_key(request, v),
+            idempotency_key=key,
+            request_hash=body_hash,
             model_confidence=services.logprob_confidence(v.get("logprobs")),
         )
         return Response(OutputSerializer(output).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        responses={200: OutputSerializer(many=True)},
+        responses={200: OutputSerializer(many=True), **error_responses(400, 401, 429)},
         description="The caller's outputs, newest first, cursor-paginated.",
     )
     def get(self, request):
@@ -569,7 +639,8 @@ class OutputsApi(AppApi):
 
 class OutputDetailApi(AppApi):
     @extend_schema(
-        responses={200: OutputSerializer}, description="One of the caller's outputs (another app's is a 404)."
+        responses={200: OutputSerializer, **error_responses(401, 404, 429)},
+        description="One of the caller's outputs (another app's is a 404).",
     )
     def get(self, request, output_id):
         output = get_object_or_404(
@@ -587,12 +658,12 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 class ModelVersionPromoteApi(APIView):
     """Admin only (a staff session or HTTP basic auth of a staff user)."""
 
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    authentication_classes = [SessionAuthentication, LockoutAwareBasicAuthentication, RefuseApiKeys]
     permission_classes = [IsAdminUser]
 
     @extend_schema(
         request=None,
-        responses={200: ModelVersionSerializer},
+        responses={200: ModelVersionSerializer, **error_responses(401, 403, 404, 409, 429)},
         description="Make this version the one every serving process answers with.",
     )
     def post(self, request, version_id):
@@ -606,7 +677,7 @@ class ModelVersionPromoteApi(APIView):
 class ModelVersionRollbackApi(ModelVersionPromoteApi):
     @extend_schema(
         request=None,
-        responses={200: ModelVersionSerializer},
+        responses={200: ModelVersionSerializer, **error_responses(401, 403, 404, 409, 429)},
         description="Put back the version this one replaced (this one must be active).",
     )
     def post(self, request, version_id):

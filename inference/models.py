@@ -95,6 +95,9 @@ class Output(models.Model):
     completion_tokens = models.IntegerField(null=True, blank=True)
     # NULL, not "": rows without a key must not collide in the unique constraint.
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    # sha256 of the request that made the output (without its key): the same key with another
+    # body is refused. Empty on outputs made before it was recorded, which replay unchecked.
+    request_hash = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

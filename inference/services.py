@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import secrets
@@ -314,8 +315,25 @@ def _scored_fields(
     }
 
 
-def _single_output_replay(*, app: ProductApp, idempotency_key: str) -> Output | None:
-    """The Output a key already made, refusing a key that made a sample group instead."""
+def request_hash(body: dict) -> str:
+    """What a replay must match: sha256 of the request's fields (without its key), in one order."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _refuse_another_body(*, first: Output, idempotency_key: str, request_hash: str) -> None:
+    # An output stored before hashes were recorded has none to compare: it replays as it did.
+    if request_hash and first.request_hash and first.request_hash != request_hash:
+        raise ApplicationError(
+            f"Idempotency-Key {idempotency_key!r} was used with a different request; "
+            "send that request again or use a new key",
+            code="idempotency_key_reused",
+            status=409,
+        )
+
+
+def _single_output_replay(*, app: ProductApp, idempotency_key: str, request_hash: str = "") -> Output | None:
+    """The Output a key already made, refusing a key that made a sample group or came with
+    another request."""
     output = Output.objects.filter(app=app, idempotency_key=idempotency_key).first()
     if output is not None and output.sample_group is not None:
         raise ApplicationError(
@@ -323,6 +341,8 @@ def _single_output_replay(*, app: ProductApp, idempotency_key: str) -> Output | 
             code="idempotency_key_reused",
             status=409,
         )
+    if output is not None:
+        _refuse_another_body(first=output, idempotency_key=idempotency_key, request_hash=request_hash)
     return output
 
 
@@ -338,13 +358,15 @@ def output_create(
     prompt_tokens: int | None = None,
     completion_tokens: int | None = None,
     idempotency_key: str | None = None,
+    request_hash: str = "",
     meta: dict | None = None,
     model_confidence: float | None = None,
 ) -> Output:
     """Parse and score a text, store it as an Output, and run the output-created hooks.
 
     ``meta`` is the metacognition head's reading (per-step strategies, confidence);
-    ``model_confidence`` the one the answer tokens' log-probabilities give.
+    ``model_confidence`` the one the answer tokens' log-probabilities give. ``request_hash``
+    (see request_hash()) is what a later request with the same key must match.
     """
     fields = _scored_fields(parse_output(raw_text), meta=meta, model_confidence=model_confidence)
     try:
@@ -360,10 +382,13 @@ def output_create(
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
                 idempotency_key=idempotency_key,
+                request_hash=request_hash if idempotency_key else "",
             )
     except IntegrityError:
         if idempotency_key:
-            replayed = _single_output_replay(app=app, idempotency_key=idempotency_key)
+            replayed = _single_output_replay(
+                app=app, idempotency_key=idempotency_key, request_hash=request_hash
+            )
             if replayed is not None:
                 return replayed
         raise
@@ -378,13 +403,15 @@ def output_generate(
     max_new_tokens: int,
     temperature: float,
     idempotency_key: str | None = None,
+    request_hash: str = "",
 ) -> Output:
     """Generate with the serving model and store the scored Output.
 
-    Generation runs outside any transaction: a slow model never holds a database lock.
+    Generation runs outside any transaction: a slow model never holds a database lock. A
+    key is checked before the model runs: a replay or a refusal costs no generation.
     """
     if idempotency_key:
-        existing = _single_output_replay(app=app, idempotency_key=idempotency_key)
+        existing = _single_output_replay(app=app, idempotency_key=idempotency_key, request_hash=request_hash)
         if existing:
             return existing
     result = serving.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature)
@@ -397,6 +424,7 @@ def output_generate(
         prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens,
         idempotency_key=idempotency_key,
+        request_hash=request_hash,
         meta=result.meta,
         model_confidence=result.model_confidence,
     )
@@ -447,8 +475,10 @@ def _sample_group_of(output: Output) -> SampleGroup:
     return SampleGroup(id=output.sample_group, outputs=outputs)
 
 
-def _sample_group_replay(*, app: ProductApp, idempotency_key: str) -> SampleGroup | None:
-    """The group a key already made (the key sits on its first output)."""
+def _sample_group_replay(
+    *, app: ProductApp, idempotency_key: str, request_hash: str = ""
+) -> SampleGroup | None:
+    """The group a key already made (the key and the request's hash sit on its first output)."""
     output = Output.objects.filter(app=app, idempotency_key=idempotency_key).first()
     if output is None:
         return None
@@ -458,6 +488,7 @@ def _sample_group_replay(*, app: ProductApp, idempotency_key: str) -> SampleGrou
             code="idempotency_key_reused",
             status=409,
         )
+    _refuse_another_body(first=output, idempotency_key=idempotency_key, request_hash=request_hash)
     return _sample_group_of(output)
 
 
@@ -470,6 +501,7 @@ def output_group_create(
     source: str = Output.Source.GENERATED,
     model_version: ModelVersion | None = None,
     idempotency_key: str | None = None,
+    request_hash: str = "",
 ) -> SampleGroup:
     """Store answers sampled together for one prompt as one group, each scored with its agreement.
 
@@ -507,13 +539,16 @@ def output_group_create(
             prompt_tokens=sample.prompt_tokens,
             completion_tokens=sample.completion_tokens,
             idempotency_key=idempotency_key if i == 0 else None,
+            request_hash=request_hash if i == 0 and idempotency_key else "",
         )
         if i == 0 and idempotency_key:
             try:
                 with transaction.atomic():
                     row.save()
             except IntegrityError:
-                replayed = _sample_group_replay(app=app, idempotency_key=idempotency_key)
+                replayed = _sample_group_replay(
+                    app=app, idempotency_key=idempotency_key, request_hash=request_hash
+                )
                 if replayed is not None:
                     return replayed
                 raise
@@ -534,6 +569,7 @@ def output_group_generate(
     temperature: float,
     top_p: float,
     idempotency_key: str | None = None,
+    request_hash: str = "",
 ) -> SampleGroup:
     """Sample ``n`` answers to one prompt in one batch and store them as a sample group.
 
@@ -542,7 +578,7 @@ def output_group_generate(
     from inference import serving
 
     if idempotency_key:
-        existing = _sample_group_replay(app=app, idempotency_key=idempotency_key)
+        existing = _sample_group_replay(app=app, idempotency_key=idempotency_key, request_hash=request_hash)
         if existing:
             return existing
     served = serving.generate_samples(
@@ -564,4 +600,5 @@ def output_group_generate(
         ],
         model_version=ModelVersion.objects.filter(pk=served[0].version_id).first(),
         idempotency_key=idempotency_key,
+        request_hash=request_hash,
     )
