@@ -168,7 +168,7 @@ def test_samples_are_stored_as_one_group_each_scored_with_its_agreement(api_clie
     alone = services.output_create(app=stored[0].app, prompt=PEN, raw_text=TWENTY_FOUR)
     assert stored[3].consistency == pytest.approx(0.5 * alone.consistency)
     assert stored[0].consistency == pytest.approx(alone.consistency * (0.5 + 0.5 * 2 / 3), abs=1e-4)
-    assert stored[3].score_parts["agreement"] == 0.0 and "agreement" not in alone.score_parts
+    assert stored[3].score_parts["agreement"] == 0.0 and alone.score_parts.get("agreement") is None
     detail = api_client.get(
         f"/api/v1/outputs/{outputs[3]['id']}", headers={"Authorization": f"Bearer {api_key}"}
     )
