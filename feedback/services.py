@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -283,6 +284,7 @@ def _earlier_feedback(*, app: ProductApp, keys: list[str]) -> dict[str, Feedback
     """Feedback already stored under these keys. On PostgreSQL one array parameter
     (``= ANY``) instead of an IN list of a thousand placeholders, which costs more to build
     and plan than the lookup itself."""
+    rows: Iterable[Feedback]
     if connection.vendor == "postgresql" and keys:
         rows = Feedback.objects.raw(
             f"SELECT id, idempotency_key, request_hash FROM {Feedback._meta.db_table}"
@@ -293,7 +295,7 @@ def _earlier_feedback(*, app: ProductApp, keys: list[str]) -> dict[str, Feedback
         rows = Feedback.objects.filter(app=app, idempotency_key__in=keys).only(
             "pk", "idempotency_key", "request_hash"
         )
-    return {fb.idempotency_key: fb for fb in rows}
+    return {fb.idempotency_key: fb for fb in rows if fb.idempotency_key is not None}
 
 
 def _output_pks(*, app: ProductApp, uuids: list[str]) -> dict[str, int]:

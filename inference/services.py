@@ -396,6 +396,11 @@ def output_create(
     return output
 
 
+def _served_version(version_id: int | None) -> ModelVersion | None:
+    """The registry row of the version that generated (None for a slot without one)."""
+    return ModelVersion.objects.filter(pk=version_id).first() if version_id is not None else None
+
+
 def output_generate(
     *,
     app: ProductApp,
@@ -419,7 +424,7 @@ def output_generate(
         app=app,
         prompt=prompt,
         raw_text=result.text,
-        model_version=ModelVersion.objects.filter(pk=result.version_id).first(),
+        model_version=_served_version(result.version_id),
         latency_ms=result.latency_ms,
         prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens,
@@ -472,6 +477,7 @@ def _sample_group_of(output: Output) -> SampleGroup:
         .select_related("model_version")
         .order_by("id")
     )
+    assert output.sample_group is not None  # the caller looked it up by its group
     return SampleGroup(id=output.sample_group, outputs=outputs)
 
 
@@ -598,7 +604,7 @@ def output_group_generate(
             )
             for s in served
         ],
-        model_version=ModelVersion.objects.filter(pk=served[0].version_id).first(),
+        model_version=_served_version(served[0].version_id),
         idempotency_key=idempotency_key,
         request_hash=request_hash,
     )
