@@ -1,6 +1,7 @@
 from django.db.models import Count, Q
 
 from annotation.models import Annotation
+from inference.engine import chat
 from inference.models import ModelVersion, Output
 from retrain import embedded
 from retrain.models import DatasetVersion, Evaluation, TrainingSample
@@ -30,11 +31,12 @@ def replay_samples(*, version: ModelVersion, limit: int) -> list[dict]:
     return rows
 
 
-def reflection_rows(dataset: DatasetVersion) -> list[dict]:
+def reflection_rows(dataset: DatasetVersion, *, style: str | None = None) -> list[dict]:
     """The dataset's reflection samples as trainer rows, each with the metacognition head's
     confidence targets: the middle of the reviewer's interval for the corrected response
     (from the same annotation's uncertainty sample), 0 for an original the reviewer found
-    wrong (None when the reviewer found no error: nothing to learn about it)."""
+    wrong (None when the reviewer found no error: nothing to learn about it). With ``style``
+    the corrected response is rendered again as a model of that style writes its reasoning."""
     samples = dataset.samples.filter(
         kind__in=[TrainingSample.Kind.REFLECTION, TrainingSample.Kind.UNCERTAINTY]
     )
@@ -42,13 +44,15 @@ def reflection_rows(dataset: DatasetVersion) -> list[dict]:
     for s in samples.order_by("pk"):
         if s.kind == TrainingSample.Kind.UNCERTAINTY:
             intervals[s.source_annotation_id] = (s.payload["low"] + s.payload["high"]) / 2
-    for s in samples.filter(kind=TrainingSample.Kind.REFLECTION).order_by("pk"):
+    reflections = samples.filter(kind=TrainingSample.Kind.REFLECTION).select_related("source_annotation")
+    for s in reflections.order_by("pk"):
         p = s.payload
-        row = {
-            "prompt": p["prompt"],
-            "chosen": p["chosen"],
-            "confidence": intervals.get(s.source_annotation_id),
-        }
+        chosen = p["chosen"]
+        if style is not None:
+            a = s.source_annotation
+            steps = [chat.Step(step["strategy"], step["text"]) for step in a.corrected_steps]
+            chosen = chat.render_response(steps, a.corrected_answer, style=style)
+        row = {"prompt": p["prompt"], "chosen": chosen, "confidence": intervals.get(s.source_annotation_id)}
         if p.get("error_type") != "none":
             row.update(rejected=p["rejected"], rejected_confidence=0.0)
         # else a reviewer verified the answer right (an audit approval): nothing to prefer it

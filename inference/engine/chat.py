@@ -4,15 +4,24 @@ Every caller (generation, the head's reading, training data, the demo's workload
 through here, so the text a model is trained on is the text it is served with.
 
 - ``prompt_text``: the model's own chat template (R1's ends with ``<think>\\n``).
-- ``render_steps`` / ``render_response``: reasoning steps in cogloop-tiny's
-  ``Step k [strategy]: text`` lines, then ``</think>`` and the answer.
+- ``render_response``: reasoning steps in the style the model writes (``reasoning_style`` of
+  its directory), then ``</think>`` and the answer. R1 writes free paragraphs; cogloop-tiny
+  numbered ``Step k [strategy]: text`` lines. A model directory names its style in
+  ``cogloop.json`` (``{"reasoning_style": "step_lines"}``); without one it is R1's paragraphs.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+STEP_LINES = "step_lines"
+PARAGRAPHS = "paragraphs"
+STYLES = (STEP_LINES, PARAGRAPHS)
+STYLE_FILE = "cogloop.json"
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,33 @@ def render_steps(steps: Iterable[Step]) -> str:
     return "\n".join(f"Step {i} [{s.strategy}]: {s.text}" for i, s in enumerate(steps, start=1))
 
 
-def render_response(steps: Iterable[Step], answer: object) -> str:
+def render_response(steps: Iterable[Step], answer: object, *, style: str = STEP_LINES) -> str:
     """The text a model generates after the chat template's ``<think>\\n``."""
-    return f"{render_steps(steps)}\n</think>\n\nThe answer is {answer}."
+    return f"{render_reasoning(steps, style=style)}\n</think>\n\n{answer_sentence(answer)}"
+
+
+def render_reasoning(steps: Iterable[Step], *, style: str) -> str:
+    if style == STEP_LINES:
+        return render_steps(steps)
+    if style == PARAGRAPHS:
+        return "\n\n".join(s.text.strip() for s in steps)
+    raise ValueError(f"unknown reasoning style {style!r}; one of {', '.join(STYLES)}")
+
+
+def answer_sentence(answer: object) -> str:
+    """``The answer is N.``, unless the answer already says so."""
+    text = str(answer).strip()
+    if text.lower().startswith("the answer is"):
+        return text
+    return f"The answer is {text.rstrip('.')}."
+
+
+def reasoning_style(model_dir: Path | str) -> str:
+    """How the model in ``model_dir`` writes its reasoning (see the module docstring)."""
+    path = Path(model_dir) / STYLE_FILE
+    if not path.is_file():
+        return PARAGRAPHS
+    style = json.loads(path.read_text()).get("reasoning_style", PARAGRAPHS)
+    if style not in STYLES:
+        raise ValueError(f"{path}: unknown reasoning_style {style!r}; one of {', '.join(STYLES)}")
+    return str(style)

@@ -27,13 +27,10 @@ def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
-def _response(steps: list[dict], answer: str) -> str:
-    """The corrected response in the model's own output format."""
-    lines = chat.render_steps(chat.Step(s["strategy"], s["text"]) for s in steps)
-    answer = answer.strip()
-    if not answer.lower().startswith("the answer is"):
-        answer = f"The answer is {answer.rstrip('.')}."
-    return f"{lines}\n</think>\n\n{answer}"
+def _response(steps: list[dict], answer: str, *, style: str = chat.STEP_LINES) -> str:
+    """The corrected response as a model of ``style`` writes it (the stored samples and the
+    exports use step lines; a run renders again in its base model's style)."""
+    return chat.render_response([chat.Step(s["strategy"], s["text"]) for s in steps], answer, style=style)
 
 
 def held_out_fingerprints() -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from django.utils import timezone
 from cogloop.errors import ApplicationError
 from cogloop.outbox import outbox_enqueue
 from inference import services as inference_services
+from inference.engine import chat
 from inference.models import ModelVersion
 from retrain import gate, periods, selectors
 from retrain.models import DatasetVersion, EvalSet, EvalSetVersion, Evaluation, TrainingRun
@@ -299,7 +301,8 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
 
     _update(run, stage=TrainingRun.Stage.TRAINING)
     train_config = TrainConfig(**run.config)
-    samples = selectors.reflection_rows(run.dataset)
+    # Corrections are rendered as the base model writes its reasoning (its directory says how).
+    samples = selectors.reflection_rows(run.dataset, style=chat.reasoning_style(base_dir))
     replay = selectors.replay_samples(version=base, limit=int(train_config.replay_ratio * len(samples)))
     _update(
         run,
@@ -324,6 +327,9 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
         on_progress=on_progress,
     )
     _update(run, stage=TrainingRun.Stage.COMPRESS)
+    style_file = base_dir / chat.STYLE_FILE
+    if style_file.is_file():  # the candidate writes as its base does
+        shutil.copyfile(style_file, work / "merged" / chat.STYLE_FILE)
     name = f"{base.name.removesuffix('-base')}-{run.period.lower()}-r{run.pk}"
     if run.attempt > 1:
         name += f"-a{run.attempt}"

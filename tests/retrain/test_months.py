@@ -167,3 +167,15 @@ def test_a_run_without_an_evaluation_set_is_refused_with_the_reason(annotate):
     assert exc.value.code == "no_eval_set" and "evalset import" in exc.value.message
     assert not TrainingRun.objects.exists()
     assert services.training_run_start_quarterly() is None  # the beat says so in the log, no crash
+
+
+def test_a_run_renders_corrections_as_its_base_model_writes(annotate):
+    from inference.engine import chat
+
+    annotate(1)
+    dataset = services.dataset_version_build(period="2026-10")
+    [lines] = selectors.reflection_rows(dataset, style=chat.STEP_LINES)
+    [paragraphs] = selectors.reflection_rows(dataset, style=chat.PARAGRAPHS)
+    assert lines["chosen"].startswith("Step 1 [deduction]: 10 - 1 = 9\n</think>")
+    assert paragraphs["chosen"] == "10 - 1 = 9\n</think>\n\nThe answer is 9."
+    assert lines["rejected"] == paragraphs["rejected"]  # the original is the model's own text

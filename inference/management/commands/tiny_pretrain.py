@@ -1,5 +1,6 @@
 """Pretrain the shipped cogloop-tiny model from scratch (seeded, reproducible on one torch build)."""
 
+import json
 from dataclasses import fields
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import torch
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from inference.engine.chat import STEP_LINES, STYLE_FILE
 from inference.engine.loading import write_manifest
 from inference.engine.tiny import TinyPretrainConfig, pretrain
 
@@ -26,5 +28,7 @@ class Command(BaseCommand):
         config = TinyPretrainConfig(**{f.name: opts[f.name] for f in fields(TinyPretrainConfig)})
         out = Path(opts["out"])
         summary = pretrain(out, config, log=self.stdout.write)
+        # cogloop-tiny writes numbered step lines: training renders corrections the same way
+        (out / STYLE_FILE).write_text(json.dumps({"reasoning_style": STEP_LINES}) + "\n")
         write_manifest(out)
         self.stdout.write(f"saved {summary['parameters']:,} parameters to {out} in {summary['seconds']}s")
