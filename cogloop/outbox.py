@@ -4,6 +4,11 @@
 commit. ``outbox_relay`` publishes unsent rows in id order and marks each sent; a broker
 error leaves the row for the next relay (a beat task runs one every few seconds, and every
 new message triggers one). Delivery is at least once: tasks are idempotent.
+
+"Sent" means the broker took the message, not that its task ran: a Redis restart without
+persistence, or a task that spent its retries, still loses it. Work that must happen therefore
+records its own completion (``Feedback.captured_at``, a training run's stage) and has a
+periodic reconcile that redoes what never completed.
 """
 
 from __future__ import annotations
@@ -21,8 +26,18 @@ log = logging.getLogger("cogloop.outbox")
 
 def outbox_enqueue(*, task_name: str, payload: dict) -> OutboxMessage:
     message = OutboxMessage.objects.create(task_name=task_name, payload=payload)
-    transaction.on_commit(lambda: outbox_relay(limit=100))
+    transaction.on_commit(_relay_after_commit)
     return message
+
+
+def _relay_after_commit() -> None:
+    # The caller's data is committed: whatever happens here (the database gone a moment after
+    # the commit, the broker away) must not turn its answer into an error. The beat relay
+    # publishes what this one could not.
+    try:
+        outbox_relay(limit=100)
+    except Exception as exc:
+        log.warning("relay after commit failed, the beat relay will publish: %s: %s", type(exc).__name__, exc)
 
 
 def outbox_relay(*, limit: int = 500) -> int:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cogloop.errors import ApplicationError
@@ -18,6 +18,7 @@ from inference import services as inference_services
 from inference.models import ModelVersion
 from retrain import embedded, gate, periods, selectors
 from retrain.models import DatasetVersion, Evaluation, TrainingRun
+from retrain.services.datasets import dataset_version_verify_files
 from retrain.trainer.config import TrainConfig, TrainConfigError
 
 log = logging.getLogger("cogloop.retrain")
@@ -96,9 +97,19 @@ def training_run_start(
         )
     train_config = _train_config(recipe, config)
     base = _active_version()
-    run = TrainingRun.objects.create(
-        period=period, dataset=dataset, base_version=base, recipe=recipe, config=train_config.to_dict()
-    )
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                period=period,
+                dataset=dataset,
+                base_version=base,
+                recipe=recipe,
+                config=train_config.to_dict(),
+            )
+    except IntegrityError:  # a concurrent start for the quarter committed first
+        raise ApplicationError(
+            f"quarter {period} already has a training run", code="run_exists", status=409
+        ) from None
     if enqueue:
         outbox_enqueue(task_name=TRAINING_RUN_EXECUTE_TASK, payload={"run_id": run.pk})
     return run
@@ -317,6 +328,7 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
     if run is None:
         return None
     try:
+        dataset_version_verify_files(run.dataset)
         items = embedded.eval_items()
         base = run.base_version
         base_dir = inference_services.store_path(base.weights_path)
@@ -353,6 +365,8 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
             error_classes=error_classes,
         )
         decision.update(serving=serving_metrics, candidate=candidate_metrics)
+        if decision["promote"] and (problem := inference_services.model_version_verify(version=candidate)):
+            decision.update(promote=False, reason=f"verification failed: {problem}")
         with transaction.atomic():
             candidate.metrics = {**candidate.metrics, "evaluation": candidate_metrics}
             candidate.save(update_fields=["metrics"])

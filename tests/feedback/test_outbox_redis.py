@@ -14,7 +14,7 @@ from cogloop.outbox import outbox_relay
 from feedback.models import ReviewItem
 from inference import services as inference_services
 
-from ..conftest import start_worker, stop_process
+from ..django_fixtures import start_worker, stop_process
 
 GOOD = "Step 1 [deduction]: 3 + 4 = 7\n</think>\n\nThe answer is 7."
 
