@@ -14,6 +14,7 @@ periodic reconcile that redoes what never completed.
 from __future__ import annotations
 
 import logging
+import time
 
 from django.db import transaction
 from django.utils import timezone
@@ -30,10 +31,18 @@ def outbox_enqueue(*, task_name: str, payload: dict) -> OutboxMessage:
     return message
 
 
+# After a broker error, relays after commit pause this long: each would wait for a broker that
+# is away and slow every write request; the beat relay keeps trying meanwhile.
+BROKER_DOWN_PAUSE_S = 5.0
+_broker_down_until = 0.0
+
+
 def _relay_after_commit() -> None:
     # The caller's data is committed: whatever happens here (the database gone a moment after
     # the commit, the broker away) must not turn its answer into an error. The beat relay
     # publishes what this one could not.
+    if time.monotonic() < _broker_down_until:
+        return
     try:
         outbox_relay(limit=100)
     except Exception as exc:
@@ -42,6 +51,7 @@ def _relay_after_commit() -> None:
 
 def outbox_relay(*, limit: int = 500) -> int:
     """Publish up to ``limit`` unsent messages. Returns how many went out."""
+    global _broker_down_until
     sent = 0
     with transaction.atomic():
         rows = list(
@@ -58,6 +68,7 @@ def outbox_relay(*, limit: int = 500) -> int:
                 ).update(last_error=f"{type(exc).__name__}: {exc}"[:500])
                 OutboxMessage.objects.filter(pk=row.pk).update(attempts=row.attempts + 1)
                 log.warning("outbox relay stopped at message %s: %s", row.pk, exc)
+                _broker_down_until = time.monotonic() + BROKER_DOWN_PAUSE_S
                 break
             row.sent_at = timezone.now()
             row.save(update_fields=["sent_at"])
