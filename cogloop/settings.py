@@ -172,8 +172,13 @@ if REDIS_URL:
     # so a capture waits minutes, not hours. A training run outlives it: its redelivered message
     # finds the run's DB lease held and returns (retrain training_run_acquire), and a killed
     # trainer's run is picked up by the reconcile's stale-lease check, not by this timeout.
+    _VISIBILITY = env.int("BROKER_VISIBILITY_TIMEOUT", default=600)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env.int("BROKER_VISIBILITY_TIMEOUT", default=600),
+        "visibility_timeout": _VISIBILITY,
+        # Workers sweep for such messages every quarter of the timeout (kombu's default sweep
+        # is every 100 s whatever the timeout), so one comes back within ~1.25x the timeout.
+        "unacked_restore_interval": max(1, min(60, _VISIBILITY // 4)),
+        "unacked_restore_throttle": 1,
         "socket_connect_timeout": 2,
     }
 else:
