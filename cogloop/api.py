@@ -1,16 +1,23 @@
 """One exception handler for the whole API: every error body is {"error": {code, message, fields}}."""
 
+import logging
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import JsonResponse
 from django.views import defaults
 from drf_spectacular.utils import OpenApiResponse
+from redis.exceptions import RedisError
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .errors import ApplicationError
+
+log = logging.getLogger("cogloop.api")
 
 
 def _body(code: str, message: str, fields=None, extra=None):
@@ -23,6 +30,8 @@ def _body(code: str, message: str, fields=None, extra=None):
 
 
 def exception_handler(exc, context):
+    if (outage := outage_response(exc)) is not None:
+        return outage
     if isinstance(exc, ApplicationError):
         return Response(_body(exc.code, exc.message, extra=exc.extra), status=exc.status)
     if isinstance(exc, RequestDataTooBig):
@@ -114,3 +123,26 @@ ERROR_DESCRIPTIONS = {
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
     """The documented error body under each of ``statuses``, for ``extend_schema(responses=...)``."""
     return {s: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[s]) for s in statuses}
+
+
+# -- outages --------------------------------------------------------------------------------
+
+# The database or Redis away for a moment: the client should retry, so a 503 in the API's
+# shape rather than Django's HTML 500.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    DatabaseOperationalError,
+    DatabaseInterfaceError,
+    RedisError,
+)
+
+
+def outage_response(exc) -> Response | None:
+    if not isinstance(exc, OUTAGE_ERRORS):
+        return None
+    log.warning("answered 503 during an outage: %s: %s", type(exc).__name__, exc)
+    response = Response(
+        _body("unavailable", "A service this request needs is briefly unavailable; retry shortly."),
+        status=503,
+    )
+    response["Retry-After"] = "5"
+    return response

@@ -195,9 +195,15 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Throttle counters and other shared state: Redis when there is one, process memory otherwise.
+# Short socket timeouts: with Redis away a request must fall back (inference.api's throttle)
+# in about a second, not hang.
 if env("REDIS_URL", default=""):
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("REDIS_URL")}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env("REDIS_URL"),
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -207,7 +213,19 @@ REDIS_URL = env("REDIS_URL", default="")
 BROKER_DIR = VAR_DIR / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
+    # A message a killed worker had taken goes back to the queue after this many seconds. Short,
+    # so a capture waits minutes, not hours. A training run outlives it: its redelivered message
+    # finds the run's DB lease held and returns (retrain training_run_acquire), and a killed
+    # trainer's run is picked up by the reconcile's stale-lease check, not by this timeout.
+    _VISIBILITY = env.int("BROKER_VISIBILITY_TIMEOUT", default=600)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": _VISIBILITY,
+        # Workers sweep for such messages every quarter of the timeout (kombu's default sweep
+        # is every 100 s whatever the timeout), so one comes back within ~1.25x the timeout.
+        "unacked_restore_interval": max(1, min(60, _VISIBILITY // 4)),
+        "unacked_restore_throttle": 1,
+        "socket_connect_timeout": 2,
+    }
 else:
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -302,7 +320,19 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(0, 4, day_of_month=1, month_of_year="1,4,7,10"),
     },
     "training-reconcile": {"task": "retrain.training_run_reconcile", "schedule": 300.0},
+    # Feedback whose capture task never ran (a message lost with a Redis restart, retries spent)
+    # is captured here; a capture counts as done only when Feedback.captured_at is set.
+    "feedback-capture-reconcile": {
+        "task": "feedback.feedback_capture_reconcile",
+        "schedule": env.float("CAPTURE_RECONCILE_EVERY", default=60.0),
+    },
 }
+# How old an uncaptured feedback must be before the reconcile captures it itself: longer than a
+# capture normally takes through the outbox and the worker, so the two rarely meet (and when
+# they do, the capture is idempotent).
+FEEDBACK_CAPTURE_GRACE_S = env.int("FEEDBACK_CAPTURE_GRACE_S", default=300)
+# Feedback ids per capture message: a bulk of 1,000 is 20 short tasks, not one long one.
+FEEDBACK_CAPTURE_CHUNK = 50
 # A request that relays after commit must not hang on an unreachable broker.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 

@@ -16,6 +16,9 @@ class Feedback(models.Model):
     # sha256 of the canonical request body: a replayed key with another body is a conflict.
     request_hash = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the capture policy ran on it (feedback.feedback_apply_capture). NULL until then: the
+    # reconcile captures feedback whose message was lost on the way.
+    captured_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -25,7 +28,15 @@ class Feedback(models.Model):
                 name="feedback_rating_1_to_5",
             ),
         ]
-        indexes = [models.Index(fields=["app", "-created_at"])]
+        indexes = [
+            models.Index(fields=["app", "-created_at"]),
+            # the reconcile's scan: only the few rows not yet captured are in it
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(captured_at__isnull=True),
+                name="feedback_uncaptured",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Feedback {self.pk} on output {self.output_id}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable
 from datetime import timedelta
@@ -18,6 +19,8 @@ from cogloop.outbox import outbox_enqueue
 from feedback.models import CapturePolicy, Feedback, ReviewItem
 from feedback.selectors import review_item_open_q
 from inference.models import Output, ProductApp
+
+log = logging.getLogger("cogloop.feedback")
 
 LEASE = timedelta(minutes=10)
 FEEDBACK_CAPTURE_TASK = "feedback.feedback_apply_capture"
@@ -89,10 +92,16 @@ def review_item_capture_for_output(output: Output) -> ReviewItem | None:
 
 @transaction.atomic
 def feedback_apply_capture(*, feedback_id: int) -> ReviewItem | None:
-    """Queue the feedback's output when the rating, thumb or flags say so (runs in a worker)."""
-    fb = Feedback.objects.select_related("output").filter(pk=feedback_id).first()
-    if fb is None:
+    """Queue the feedback's output when the rating, thumb or flags say so (runs in a worker).
+
+    Marks the feedback captured in the same transaction, under its row lock: a second
+    delivery, or the reconcile meeting a late message, finds it done and changes nothing.
+    """
+    fb = Feedback.objects.select_for_update().filter(pk=feedback_id).first()
+    if fb is None or fb.captured_at is not None:
         return None
+    fb.captured_at = timezone.now()
+    fb.save(update_fields=["captured_at"])
     policy = capture_policy_get()
     reasons = []
     if fb.rating is not None and fb.rating <= policy.rating_at_or_below:
@@ -111,6 +120,34 @@ def feedback_apply_capture(*, feedback_id: int) -> ReviewItem | None:
         detail="; ".join(reasons),
         priority=min(fb.output.cognition_score, (worst - 1) / 4),
     )
+
+
+def feedback_capture_enqueue(*, feedback_ids: list[int]) -> None:
+    """Ask for the capture of these feedback ids, a chunk per message (in the caller's
+    transaction): short tasks that a killed worker loses little of and others share."""
+    chunk = settings.FEEDBACK_CAPTURE_CHUNK
+    for start in range(0, len(feedback_ids), chunk):
+        outbox_enqueue(
+            task_name=FEEDBACK_CAPTURE_TASK, payload={"feedback_ids": feedback_ids[start : start + chunk]}
+        )
+
+
+def feedback_capture_reconcile(*, grace: timedelta | None = None, limit: int = 500) -> int:
+    """Capture feedback whose capture never ran (its message lost, its retries spent).
+
+    Outputs need no such pass: their capture runs inside the transaction that creates them
+    (inference.hooks), so a committed output has been through the policy. Returns how many
+    feedback rows this pass captured.
+    """
+    if grace is None:
+        grace = timedelta(seconds=settings.FEEDBACK_CAPTURE_GRACE_S)
+    stale = Feedback.objects.filter(captured_at__isnull=True, created_at__lt=timezone.now() - grace)
+    ids = list(stale.order_by("created_at").values_list("pk", flat=True)[:limit])
+    for feedback_id in ids:
+        feedback_apply_capture(feedback_id=feedback_id)
+    if ids:
+        log.warning("capture reconcile captured %d feedback whose capture had not run", len(ids))
+    return len(ids)
 
 
 # -- feedback ingestion ---------------------------------------------------------------------
@@ -164,7 +201,7 @@ def feedback_create(*, app: ProductApp, data: dict, idempotency_key: str | None)
                 idempotency_key=idempotency_key,
                 request_hash=body_hash,
             )
-            outbox_enqueue(task_name=FEEDBACK_CAPTURE_TASK, payload={"feedback_ids": [fb.pk]})
+            feedback_capture_enqueue(feedback_ids=[fb.pk])
     except IntegrityError:
         # A concurrent request with the same key won the race: answer as its replay.
         replay = (
@@ -276,7 +313,7 @@ def _feedback_create_bulk_once(*, app: ProductApp, items: list[dict], hashes: di
     for (i, _), pk in zip(to_create, created):
         results[i] = {"index": i, "status": "created", "id": pk}
     if created:
-        outbox_enqueue(task_name=FEEDBACK_CAPTURE_TASK, payload={"feedback_ids": created})
+        feedback_capture_enqueue(feedback_ids=created)
     return results  # type: ignore[return-value]
 
 

@@ -1,6 +1,9 @@
+import logging
 import math
+import time
 
 from django.conf import settings
+from django.core.cache.backends.locmem import LocMemCache
 from django.shortcuts import get_object_or_404
 from drf_spectacular.authentication import BasicScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -11,6 +14,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_field,
 )
+from redis.exceptions import RedisError
 from rest_framework import serializers, status
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed, NotFound
@@ -25,6 +29,8 @@ from cogloop.errors import ApplicationError
 from cogloop.lockout import LockoutAwareBasicAuthentication, RefuseApiKeys
 from inference import services
 from inference.models import ModelVersion, Output
+
+log = logging.getLogger("cogloop.inference")
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -77,8 +83,19 @@ class RefuseApiKeysScheme(OpenApiAuthenticationExtension):
         return []
 
 
+# The throttle's fallback when the shared cache (Redis) is away: this process's own counters.
+_LOCAL_THROTTLE_CACHE = LocMemCache("cogloop-throttle-fallback", {})
+_THROTTLE_SHARED_RETRY_S = 5.0
+_throttle_shared_down_until = 0.0
+
+
 class ApiKeyRateThrottle(SimpleRateThrottle):
-    """Requests per API key (settings: REST_FRAMEWORK DEFAULT_THROTTLE_RATES["api_key"])."""
+    """Requests per API key (settings: REST_FRAMEWORK DEFAULT_THROTTLE_RATES["api_key"]).
+
+    Counted in the shared cache; while that is unreachable, in this process's memory, so the
+    API keeps answering without Redis (the limit then holds per process, not across them).
+    The shared cache is tried again every few seconds.
+    """
 
     scope = "api_key"
 
@@ -86,6 +103,19 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         if request.auth is None:
             return None
         return self.cache_format % {"scope": self.scope, "ident": request.auth.prefix}
+
+    def allow_request(self, request, view):
+        global _throttle_shared_down_until
+        if time.monotonic() >= _throttle_shared_down_until:
+            try:
+                return super().allow_request(request, view)
+            except (RedisError, OSError) as exc:
+                _throttle_shared_down_until = time.monotonic() + _THROTTLE_SHARED_RETRY_S
+                log.warning(
+                    "throttle cache unreachable, counting per process: %s: %s", type(exc).__name__, exc
+                )
+        self.cache = _LOCAL_THROTTLE_CACHE
+        return super().allow_request(request, view)
 
 
 class HasApiKey(BasePermission):

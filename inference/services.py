@@ -192,12 +192,45 @@ def model_version_register_base_if_empty() -> ModelVersion | None:
         return model_version_promote(version=version, reason="BASE_MODEL registered at first start")
 
 
-@transaction.atomic
+# Manifest digests this process has loaded and smoke-tested: verifying one again re-hashes its
+# files (a tampered file is still caught) but does not load the model a second time.
+_loaded_digests: set[str] = set()
+
+
+def model_version_verify(*, version: ModelVersion) -> str | None:
+    """Why ``version`` cannot serve, or None when it can: every file matches the manifest's
+    sha256, the weights load and the model answers the smoke prompt; the same checks
+    (inference.serving.load_version) a serving process runs before it swaps."""
+    try:
+        loading.verify_manifest(store_path(version.weights_path), version.manifest)
+        if version.sha256 not in _loaded_digests:
+            serving.load_version(version)  # the loaded model is dropped: only the verdict counts
+            _loaded_digests.add(version.sha256)
+    except Exception as exc:  # whatever stops a load (bad bytes, bad config, no memory) refuses it
+        return f"{type(exc).__name__}: {exc}"[:500]
+    return None
+
+
 def model_version_promote(*, version: ModelVersion, reason: str) -> ModelVersion:
     """Make ``version`` the one every serving process answers with; retire the previous one.
 
+    The version is verified first (model_version_verify): one that fails is marked rejected
+    with the reason and the promotion is refused (409 ``verification_failed``), so no serving
+    process is asked to load what none can. Called inside an outer transaction, the rejection
+    rolls back with it; callers that must keep it verify first (retrain's gate does).
     Serving processes notice the change through the registry (see inference.serving).
     """
+    if (problem := model_version_verify(version=version)) is not None:
+        if version.status != ModelVersion.Status.ACTIVE:
+            model_version_reject(version=version, reason=f"verification failed: {problem}")
+        raise ApplicationError(
+            f"{version.name} failed verification: {problem}", code="verification_failed", status=409
+        )
+    return _model_version_activate(version=version, reason=reason)
+
+
+@transaction.atomic
+def _model_version_activate(*, version: ModelVersion, reason: str) -> ModelVersion:
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if version.status == ModelVersion.Status.REJECTED:
         raise ApplicationError(f"{version.name} was rejected and cannot be promoted", code="rejected_version")

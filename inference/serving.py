@@ -4,7 +4,9 @@ Each serving process holds one ``ModelSlot``. A watcher thread compares the slot
 version with the registry's active ModelVersion every MODEL_WATCH_INTERVAL seconds; on a
 change it loads the new version in the background, verifies its sha256 manifest, runs a
 smoke generation, and only then swaps the slot. A version that fails any check is refused
-and the old model keeps serving. Polling the database works the same in embedded and
+and the old model keeps serving; a process that has no model yet serves the last good
+(retired) version instead. A refused version is tried again with backoff (30 s doubling to
+10 min): a file copied back, a full disk freed or a GPU released heals without a restart. Polling the database works the same in embedded and
 production mode; a Redis pub/sub push can shorten the delay without changing this contract.
 """
 
@@ -37,7 +39,18 @@ log = logging.getLogger("cogloop.inference")
 
 SLOT = ModelSlot()
 _load_lock = threading.Lock()
-_refused: dict[int, str] = {}  # version id -> why it was refused (not retried)
+REFUSAL_RETRY_FIRST_S = 30.0
+REFUSAL_RETRY_MAX_S = 600.0
+
+
+@dataclass
+class _Refusal:
+    reason: str
+    failures: int
+    retry_at: float  # time.monotonic()
+
+
+_refused: dict[int, _Refusal] = {}  # version id -> why it was refused and when to try again
 SMOKE_PROMPT = "Start with 12. Add 3. What is the result?"
 
 
@@ -88,22 +101,45 @@ def sync_with_registry() -> int | None:
     with _load_lock:
         active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
         current = SLOT.current
-        if active is None or (current and current.version_id == active.pk) or active.pk in _refused:
+        if active is None or (current and current.version_id == active.pk):
             return current.version_id if current else None
-        started = time.monotonic()
-        try:
-            loaded = load_version(active)
-        except Exception as exc:  # any failure keeps the old model serving
-            _refused[active.pk] = str(exc)
-            log.error("refused model version %s: %s", active.name, exc)
-            return current.version_id if current else None
-        SLOT.swap(loaded)
-        log.info("serving %s (swap took %.2fs)", active.name, time.monotonic() - started)
-        return active.pk
+        if _load_and_swap(active):
+            return active.pk
+        if current is None:  # nothing to answer with: the last good version beats none
+            for fallback in ModelVersion.objects.filter(status=ModelVersion.Status.RETIRED).order_by(
+                "-promoted_at"
+            )[:3]:
+                if _load_and_swap(fallback):
+                    log.error(
+                        "active version %s cannot load; serving %s until it can", active.name, fallback.name
+                    )
+                    return fallback.pk
+        return current.version_id if current else None
+
+
+def _load_and_swap(version: ModelVersion) -> bool:
+    """Load, verify and swap to ``version`` unless it was refused and its retry is not due."""
+    refusal = _refused.get(version.pk)
+    if refusal and time.monotonic() < refusal.retry_at:
+        return False
+    started = time.monotonic()
+    try:
+        loaded = load_version(version)
+    except Exception as exc:  # any failure keeps the old model serving
+        failures = refusal.failures + 1 if refusal else 1
+        delay = min(REFUSAL_RETRY_FIRST_S * 2 ** (failures - 1), REFUSAL_RETRY_MAX_S)
+        _refused[version.pk] = _Refusal(str(exc), failures, time.monotonic() + delay)
+        log.error("refused model version %s (retry in %.0fs): %s", version.name, delay, exc)
+        return False
+    _refused.pop(version.pk, None)
+    SLOT.swap(loaded)
+    log.info("serving %s (swap took %.2fs)", version.name, time.monotonic() - started)
+    return True
 
 
 def refusal_reason(version_id: int) -> str | None:
-    return _refused.get(version_id)
+    refusal = _refused.get(version_id)
+    return refusal.reason if refusal else None
 
 
 def _watch(interval: float) -> None:

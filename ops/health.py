@@ -2,13 +2,19 @@
 
 /healthz  the process answers (no dependencies checked).
 /readyz   the database answers and this process serves a model (it loads the active one on
-          the first probe); 503 with the failing check named otherwise.
+          the first probe); 503 with the failing check named otherwise. Redis (broker, cache,
+          swap events) is reported but does not fail readiness: without it the API still
+          answers (feedback waits in the outbox, the throttle counts per process, serving
+          follows the registry by polling), so taking the process out of rotation would turn
+          a degraded service into no service. Alert on ``checks.redis`` instead.
 /metrics  Prometheus text: request latency, generation batch sizes, review queue depth,
           cognition score histogram, the active model version (instruments in cogloop.metrics).
 """
 
 from __future__ import annotations
 
+import redis
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -38,7 +44,17 @@ def readyz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:
         checks["model"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
+    if settings.REDIS_URL:
+        checks["redis"] = _redis_check()
     return JsonResponse({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+
+def _redis_check() -> str:
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1).ping()
+    except Exception as exc:
+        return f"error: {type(exc).__name__}: {exc}"[:200]
+    return "ok"
 
 
 def metrics(request: HttpRequest) -> HttpResponse:

@@ -270,3 +270,18 @@ def dataset_version_build_monthly() -> DatasetVersion | None:
     except ApplicationError as exc:
         log.info("no dataset version for %s: %s", period, exc.message)
         return None
+
+
+def dataset_version_verify_files(dataset: DatasetVersion) -> None:
+    """Raise unless every exported file still has the sha256 recorded at export: a run must
+    not train on files changed (or lost) since the version was built."""
+    for name, meta in sorted((dataset.files or {}).items()):
+        path = Path(meta["path"])
+        actual = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+        if actual != meta["sha256"]:
+            raise ApplicationError(
+                f"dataset {dataset.period} file {name} ({path}) changed since export:"
+                f" sha256 {actual[:12]} != recorded {meta['sha256'][:12]}",
+                code="dataset_changed",
+                status=409,
+            )

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cogloop.errors import ApplicationError
@@ -21,6 +21,7 @@ from inference.models import ModelVersion
 from retrain import gate, periods, selectors
 from retrain.models import DatasetVersion, EvalSet, EvalSetVersion, Evaluation, TrainingRun
 from retrain.services import evalsets
+from retrain.services.datasets import dataset_version_verify_files
 from retrain.trainer.config import TrainConfig, TrainConfigError
 
 log = logging.getLogger("cogloop.retrain")
@@ -105,14 +106,20 @@ def training_run_start(
         )
     train_config = _train_config(recipe, config)
     base = _active_version()
-    if not eval_set_versions():
+    _required_eval_sets()
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                period=period,
+                dataset=dataset,
+                base_version=base,
+                recipe=recipe,
+                config=train_config.to_dict(),
+            )
+    except IntegrityError:  # a concurrent start for the quarter committed first
         raise ApplicationError(
-            "no evaluation set to gate on: import one (manage.py evalset import NAME FILE)",
-            code="no_eval_set",
-        )
-    run = TrainingRun.objects.create(
-        period=period, dataset=dataset, base_version=base, recipe=recipe, config=train_config.to_dict()
-    )
+            f"quarter {period} already has a training run", code="run_exists", status=409
+        ) from None
     if enqueue:
         outbox_enqueue(task_name=TRAINING_RUN_EXECUTE_TASK, payload={"run_id": run.pk})
     return run
@@ -273,6 +280,16 @@ def eval_set_versions() -> list[EvalSetVersion]:
     return latest
 
 
+def _required_eval_sets() -> list[EvalSetVersion]:
+    versions = eval_set_versions()
+    if not versions:
+        raise ApplicationError(
+            "no evaluation set to gate on: import one (manage.py evalset import NAME FILE)",
+            code="no_eval_set",
+        )
+    return versions
+
+
 def _eval_items(versions: list[EvalSetVersion]) -> list[dict]:
     """Every item of ``versions`` in the evaluator's shape. A tag naming one of the workload's
     task kinds is also the item's kind (its strategy slice)."""
@@ -361,12 +378,8 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
     if run is None:
         return None
     try:
-        versions = eval_set_versions()
-        if not versions:
-            raise ApplicationError(
-                "no evaluation set to gate on: import one (manage.py evalset import NAME FILE)",
-                code="no_eval_set",
-            )
+        dataset_version_verify_files(run.dataset)
+        versions = _required_eval_sets()
         items = _eval_items(versions)
         label = _eval_set_label(versions)
         base = run.base_version
@@ -418,6 +431,8 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
             ],
         )
         decision["reason"] += f" on {label}"
+        if decision["promote"] and (problem := inference_services.model_version_verify(version=candidate)):
+            decision.update(promote=False, reason=f"verification failed: {problem}")
         with transaction.atomic():
             candidate.metrics = {**candidate.metrics, "evaluation": candidate_metrics}
             candidate.save(update_fields=["metrics"])

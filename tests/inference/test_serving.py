@@ -31,11 +31,12 @@ def test_promotion_swaps_the_serving_slot(base):
 def test_tampered_artifact_is_refused_and_the_old_model_keeps_serving(base):
     serving.sync_with_registry()
     candidate = _copy_of(base, "tampered")
+    services.model_version_promote(version=candidate, reason="test")
+    # tampered after the promotion's own verification: the serving process's check catches it
     weights = services.store_path("tampered") / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
-    services.model_version_promote(version=candidate, reason="test")
     assert serving.sync_with_registry() == base.pk
     assert "manifest mismatch" in serving.refusal_reason(candidate.pk)
     assert (
