@@ -220,17 +220,21 @@ def model_version_promote(*, version: ModelVersion, reason: str) -> ModelVersion
     rolls back with it; callers that must keep it verify first (retrain's gate does).
     Serving processes notice the change through the registry (see inference.serving).
     """
+    if version.status == ModelVersion.Status.REJECTED:  # said before any costly verification
+        raise ApplicationError(f"{version.name} was rejected and cannot be promoted", code="rejected_version")
     if (problem := model_version_verify(version=version)) is not None:
         if version.status != ModelVersion.Status.ACTIVE:
             model_version_reject(version=version, reason=f"verification failed: {problem}")
         raise ApplicationError(
             f"{version.name} failed verification: {problem}", code="verification_failed", status=409
         )
-    return _model_version_activate(version=version, reason=reason)
+    return model_version_activate_unverified_unsafe(version=version, reason=reason)
 
 
 @transaction.atomic
-def _model_version_activate(*, version: ModelVersion, reason: str) -> ModelVersion:
+def model_version_activate_unverified_unsafe(*, version: ModelVersion, reason: str) -> ModelVersion:
+    """Make ``version`` active without verifying its files: only after model_version_verify
+    (model_version_promote does both), or for rows that stand for history with no files."""
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if version.status == ModelVersion.Status.REJECTED:
         raise ApplicationError(f"{version.name} was rejected and cannot be promoted", code="rejected_version")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -152,13 +154,24 @@ def seed_loop(*, scale: int = 1, days: int = 21, seed: int = 7) -> dict:
     for name in REVIEWERS:
         get_user_model().objects.create_user(username=name, password="pw-" + name)
 
-    base = _version("cogloop-tiny-base", recipe="base")
+    # The base is a real registered model (a rollback to it verifies its files); the later
+    # versions stand for history only.
+    base = inference_services.model_version_register(
+        name="cogloop-tiny-base",
+        source_dir=Path(settings.BASE_MODEL),
+        base_model_path="cogloop-tiny",
+        recipe="base",
+    )
     q1 = _version("cogloop-tiny-2026-q1-r1", recipe="lora-all", parent=base)
     q2 = _version("cogloop-tiny-2026-q2-r2", recipe="layered", parent=q1)
-    inference_services.model_version_promote(version=base, reason="initial base model")
-    inference_services.model_version_promote(version=q1, reason="accuracy gain +0.120")
-    inference_services.model_version_rollback(version=ModelVersion.objects.get(pk=q1.pk), by="stella")
-    inference_services.model_version_promote(version=ModelVersion.objects.get(pk=q1.pk), reason="re-promoted")
+    # Rows that stand for a loop's history have no files to verify: activated as they were then.
+    activate = inference_services.model_version_activate_unverified_unsafe
+    activate(version=base, reason="initial base model")
+    activate(version=q1, reason="accuracy gain +0.120")
+    activate(
+        version=ModelVersion.objects.get(pk=base.pk), reason="rollback from cogloop-tiny-2026-q1-r1 by stella"
+    )
+    activate(version=ModelVersion.objects.get(pk=q1.pk), reason="re-promoted")
     inference_services.model_version_reject(
         version=q2, reason="accuracy gain +0.004 is below the required +0.020"
     )

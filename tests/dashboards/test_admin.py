@@ -5,6 +5,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
+from retrain.embedded import register_embedded_eval_set
 from tests.dashboards.seed import seed_loop
 
 
@@ -55,6 +56,7 @@ def test_start_training_run_queues_one_per_quarter(superuser_client, django_capt
     from retrain.models import DatasetVersion, TrainingRun
 
     seed_loop(scale=1)
+    register_embedded_eval_set()  # a run gates on an evaluation set
     dataset = DatasetVersion.objects.order_by("-period").first()
     url = reverse("admin:retrain_trainingrun_add")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
