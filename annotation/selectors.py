@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.db.models import BooleanField, Case, Count, Q, QuerySet, Value, When
+from django.db.models import BooleanField, Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from annotation.agreement import cohen_kappa, interval_overlap
@@ -76,6 +76,17 @@ def queue_items(*, filters: dict, user) -> QuerySet[ReviewItem]:
     )
 
 
+def items_held_by(*, user) -> list[ReviewItem]:
+    """The items this reviewer holds a live lease on, best first: work to resume or give back."""
+    return list(
+        ReviewItem.objects.filter(
+            status=ReviewItem.Status.CLAIMED, claimed_by=user, lease_expires_at__gte=timezone.now()
+        )
+        .select_related("output__model_version")
+        .order_by("priority", "created_at")
+    )
+
+
 def queue_counts() -> dict:
     now = timezone.now()
     items = ReviewItem.objects.aggregate(
@@ -116,12 +127,17 @@ def model_version_names() -> list[str]:
 
 
 def second_review_queue(*, user) -> QuerySet[Annotation]:
-    """Annotations awaiting a lead, other people's only, oldest first (disputed pairs first)."""
+    """Annotations awaiting a lead, other people's only: disputed pairs first (a pair blocks its
+    item's training data until decided), then the oldest first."""
+    disputed_first = Case(
+        When(status=Annotation.Status.DISPUTED, then=Value(0)), default=Value(1), output_field=IntegerField()
+    )
     return (
         Annotation.objects.filter(status__in=[Annotation.Status.SUBMITTED, Annotation.Status.DISPUTED])
         .exclude(annotator=user)
         .select_related("annotator", "review_item__output")
-        .order_by("-status", "created_at")  # "submitted" > "disputed": disputed first
+        .annotate(disputed_first=disputed_first)
+        .order_by("disputed_first", "created_at", "pk")
     )
 
 
