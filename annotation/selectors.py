@@ -236,6 +236,32 @@ def audit_events(*, filters: dict) -> QuerySet[AuditEvent]:
     return events
 
 
+def audit_detail_lines(detail: dict) -> list[tuple[str, str]]:
+    """An event's details as (words, value) lines a lead reads: before/after pairs side by side."""
+    lines = []
+    before, after = detail.get("before"), detail.get("after")
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(set(before) | set(after)):
+            lines.append((key.replace("_", " "), f"{_plain(before.get(key))} → {_plain(after.get(key))}"))
+    for key, value in detail.items():
+        if key in ("before", "after") and lines:
+            continue
+        lines.append((key.replace("_", " "), _plain(value)))
+    return lines
+
+
+def _plain(value) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, dict):
+        return "; ".join(f"{k.replace('_', ' ')}: {_plain(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_plain(v) if not isinstance(v, dict) else v.get("text", _plain(v)) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
 def capture_quality(*, threshold: float | None = None) -> dict:
     """How well the score's capture finds wrong answers, from reviewers' approved verdicts.
 

@@ -50,6 +50,8 @@ def role_required(role: str):
 
 
 reviewer_required = role_required(services.REVIEWER)
+# Below this many blind pairs a kappa is shown with a caution: its confidence interval is wide.
+FEW_PAIRS = 20
 lead_required = role_required(services.LEAD)
 
 
@@ -69,8 +71,12 @@ def _form_errors(form, exc: ApplicationError) -> None:
 @reviewer_required
 def queue(request):
     filters = QueueFilterForm(request.GET or None, model_versions=selectors.model_version_names())
-    cleaned = filters.cleaned_data if filters.is_valid() else {}
+    # A filter that does not parse narrows to nothing (and says so) rather than showing everything.
+    filters_invalid = filters.is_bound and not filters.is_valid()
+    cleaned = filters.cleaned_data if filters.is_bound and not filters_invalid else {}
     items = selectors.queue_items(filters=cleaned, user=request.user)
+    if filters_invalid:
+        items = items.none()
     shown = list(items[: selectors.QUEUE_LIMIT])
     is_lead = services.user_has_role(request.user, services.LEAD)
     return render(
@@ -83,6 +89,7 @@ def queue(request):
             "counts": selectors.queue_counts(),
             "progress": selectors.progress_today(user=request.user),
             "held": selectors.items_held_by(user=request.user),
+            "filters_invalid": filters_invalid,
             "is_lead": is_lead,
         },
     )
@@ -329,19 +336,26 @@ def agreement(request):
     return render(
         request,
         "annotation/agreement.html",
-        {"rows": rows, "overall": overall, "policy": services.review_policy_get()},
+        {"rows": rows, "overall": overall, "policy": services.review_policy_get(), "few_pairs": FEW_PAIRS},
     )
 
 
 @lead_required
 def audit_log(request):
     filters = AuditFilterForm(request.GET or None)
+    filters_invalid = filters.is_bound and not filters.is_valid()
     events = selectors.audit_events(filters=filters.cleaned_data if filters.is_valid() else {})
+    if filters_invalid:
+        events = events.none()
     page = Paginator(events, 100).get_page(request.GET.get("page"))
+    for event in page:
+        event.detail_lines = selectors.audit_detail_lines(event.detail)
     query = request.GET.copy()
     query.pop("page", None)
     return render(
-        request, "annotation/audit.html", {"filters": filters, "page": page, "query": query.urlencode()}
+        request,
+        "annotation/audit.html",
+        {"filters": filters, "page": page, "query": query.urlencode(), "filters_invalid": filters_invalid},
     )
 
 

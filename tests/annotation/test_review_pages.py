@@ -314,3 +314,41 @@ def test_second_review_lists_disputed_pairs_first(client, reviewer, lead, make_u
     html = client.get("/review/second/").content.decode()
     listed = [int(i) for i in re.findall(r'data-annotation="(\d+)"', html)]
     assert listed == [pair[0].pk, pair[1].pk, older.pk]
+
+
+def test_an_invalid_queue_filter_says_so_and_shows_nothing(client, reviewer, item):
+    client.force_login(reviewer)
+    html = client.get("/review/?score_min=0.9&score_max=0.1").content.decode()
+    assert "These filters are not valid" in html and f'data-item="{item.pk}"' not in html
+    assert f'data-item="{item.pk}"' in client.get("/review/").content.decode()
+
+
+def test_the_audit_trail_shows_details_in_words(client, lead):
+    client.force_login(lead)
+    client.post(
+        "/review/settings/",
+        {"second_review_share": "0.5", "double_annotation_share": "0", "lease_minutes": "15"},
+    )
+    html = client.get("/review/audit/").content.decode()
+    assert "lease minutes:</span> 10 → 15" in html
+    assert "{&#x27;" not in html and "{'" not in html  # no Python dict
+
+
+def test_review_pages_link_an_icon_and_kappa_over_few_pairs_is_marked(client, lead, reviewer, item):
+    for user, error in ((reviewer, "arithmetic"), (lead, "missing_step")):
+        Annotation.objects.create(
+            review_item=item,
+            annotator=user,
+            corrected_steps=[{"text": "42 - 8 = 34", "strategy": "deduction"}],
+            corrected_answer="34",
+            error_type=error,
+            confidence_low=0.8,
+            confidence_high=0.9,
+            transparent=True,
+            blind=True,
+            status=Annotation.Status.DISPUTED,
+        )
+    client.force_login(lead)
+    html = client.get("/review/agreement/").content.decode()
+    assert 'rel="icon"' in html
+    assert html.count('<span class="badge warn" title="kappa over fewer') == 2  # each reviewer's row
