@@ -201,10 +201,13 @@ def test_the_queue_shows_held_items_to_resume_or_release(page, items, reviewer):
     page.wait_for_url(f"**/review/{item.pk}/")
     ReviewItem.objects.filter(pk=later.pk).update(priority=-1.0)  # now the best unclaimed one
     page.goto("/review/")  # leaving by a link releases: hold it again from the queue
+    assert wait_for(lambda: ReviewItem.objects.get(pk=item.pk).status == ReviewItem.Status.QUEUED)
+    page.reload()
     page.locator(f"#queue tr[data-item='{item.pk}'] button").click()
     page.wait_for_url(f"**/review/{item.pk}/")
     page.keyboard.press("q")
     page.wait_for_url("**/review/")
+    assert wait_for(lambda: ReviewItem.objects.get(pk=item.pk).status == ReviewItem.Status.QUEUED)
     ReviewItem.objects.filter(pk=item.pk).update(
         status=ReviewItem.Status.CLAIMED, claimed_by=reviewer, lease_expires_at=_in_minutes(5)
     )
@@ -214,6 +217,7 @@ def test_the_queue_shows_held_items_to_resume_or_release(page, items, reviewer):
     page.keyboard.press("n")  # the held item before the better unclaimed one
     page.wait_for_url(f"**/review/{item.pk}/")
     page.goto("/review/")
+    assert wait_for(lambda: ReviewItem.objects.get(pk=item.pk).status == ReviewItem.Status.QUEUED)
     ReviewItem.objects.filter(pk=item.pk).update(
         status=ReviewItem.Status.CLAIMED, claimed_by=reviewer, lease_expires_at=_in_minutes(5)
     )
@@ -223,6 +227,15 @@ def test_the_queue_shows_held_items_to_resume_or_release(page, items, reviewer):
     assert "released" in page.locator(".msg").first.inner_text()
     assert page.locator("#held").count() == 0
     assert ReviewItem.objects.get(pk=item.pk).status == ReviewItem.Status.QUEUED
+
+
+def wait_for(condition, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _in_minutes(minutes: int):
