@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.db.models import BooleanField, Case, Count, Q, QuerySet, Value, When
+from django.db.models import BooleanField, Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from annotation.agreement import cohen_kappa, interval_overlap
@@ -76,6 +76,17 @@ def queue_items(*, filters: dict, user) -> QuerySet[ReviewItem]:
     )
 
 
+def items_held_by(*, user) -> list[ReviewItem]:
+    """The items this reviewer holds a live lease on, best first: work to resume or give back."""
+    return list(
+        ReviewItem.objects.filter(
+            status=ReviewItem.Status.CLAIMED, claimed_by=user, lease_expires_at__gte=timezone.now()
+        )
+        .select_related("output__model_version")
+        .order_by("priority", "created_at")
+    )
+
+
 def queue_counts() -> dict:
     now = timezone.now()
     items = ReviewItem.objects.aggregate(
@@ -116,12 +127,17 @@ def model_version_names() -> list[str]:
 
 
 def second_review_queue(*, user) -> QuerySet[Annotation]:
-    """Annotations awaiting a lead, other people's only, oldest first (disputed pairs first)."""
+    """Annotations awaiting a lead, other people's only: disputed pairs first (a pair blocks its
+    item's training data until decided), then the oldest first."""
+    disputed_first = Case(
+        When(status=Annotation.Status.DISPUTED, then=Value(0)), default=Value(1), output_field=IntegerField()
+    )
     return (
         Annotation.objects.filter(status__in=[Annotation.Status.SUBMITTED, Annotation.Status.DISPUTED])
         .exclude(annotator=user)
         .select_related("annotator", "review_item__output")
-        .order_by("-status", "created_at")  # "submitted" > "disputed": disputed first
+        .annotate(disputed_first=disputed_first)
+        .order_by("disputed_first", "created_at", "pk")
     )
 
 
@@ -218,6 +234,32 @@ def audit_events(*, filters: dict) -> QuerySet[AuditEvent]:
     if filters.get("item"):
         events = events.filter(review_item_id=filters["item"])
     return events
+
+
+def audit_detail_lines(detail: dict) -> list[tuple[str, str]]:
+    """An event's details as (words, value) lines a lead reads: before/after pairs side by side."""
+    lines = []
+    before, after = detail.get("before"), detail.get("after")
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(set(before) | set(after)):
+            lines.append((key.replace("_", " "), f"{_plain(before.get(key))} → {_plain(after.get(key))}"))
+    for key, value in detail.items():
+        if key in ("before", "after") and lines:
+            continue
+        lines.append((key.replace("_", " "), _plain(value)))
+    return lines
+
+
+def _plain(value) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, dict):
+        return "; ".join(f"{k.replace('_', ' ')}: {_plain(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_plain(v) if not isinstance(v, dict) else v.get("text", _plain(v)) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 def capture_quality(*, threshold: float | None = None) -> dict:

@@ -1,5 +1,6 @@
 """The reviewer pages. Thin: parse the request, call a service or selector, render."""
 
+import secrets
 from functools import wraps
 
 from django.contrib import messages
@@ -13,6 +14,8 @@ from django.views.decorators.http import require_POST
 from annotation import selectors, services
 from annotation.diff import step_diff
 from annotation.forms import (
+    FIELD_WORDS,
+    INTERVAL_PRESETS,
     AnnotationForm,
     AuditFilterForm,
     QueueFilterForm,
@@ -20,6 +23,7 @@ from annotation.forms import (
     ReviewPolicyForm,
     StepFormSet,
     corrected_steps_from,
+    error_summary,
     step_initial,
 )
 from annotation.models import Annotation
@@ -46,6 +50,8 @@ def role_required(role: str):
 
 
 reviewer_required = role_required(services.REVIEWER)
+# Below this many blind pairs a kappa is shown with a caution: its confidence interval is wide.
+FEW_PAIRS = 20
 lead_required = role_required(services.LEAD)
 
 
@@ -54,10 +60,10 @@ def _form_errors(form, exc: ApplicationError) -> None:
     fields = exc.extra.get("fields") or {}
     for field, errors in fields.items():
         for error in errors:
-            form.add_error(
-                field if field in form.fields else None,
-                f"{field.replace('_', ' ')}: {error}" if field not in form.fields else error,
-            )
+            if field in form.fields:
+                form.add_error(field, error)
+            else:
+                form.add_error(None, f"{FIELD_WORDS.get(field, field.replace('_', ' '))}: {error}")
     if not fields:
         form.add_error(None, exc.message)
 
@@ -65,8 +71,12 @@ def _form_errors(form, exc: ApplicationError) -> None:
 @reviewer_required
 def queue(request):
     filters = QueueFilterForm(request.GET or None, model_versions=selectors.model_version_names())
-    cleaned = filters.cleaned_data if filters.is_valid() else {}
+    # A filter that does not parse narrows to nothing (and says so) rather than showing everything.
+    filters_invalid = filters.is_bound and not filters.is_valid()
+    cleaned = filters.cleaned_data if filters.is_bound and not filters_invalid else {}
     items = selectors.queue_items(filters=cleaned, user=request.user)
+    if filters_invalid:
+        items = items.none()
     shown = list(items[: selectors.QUEUE_LIMIT])
     is_lead = services.user_has_role(request.user, services.LEAD)
     return render(
@@ -78,6 +88,8 @@ def queue(request):
             "filters": filters,
             "counts": selectors.queue_counts(),
             "progress": selectors.progress_today(user=request.user),
+            "held": selectors.items_held_by(user=request.user),
+            "filters_invalid": filters_invalid,
             "is_lead": is_lead,
         },
     )
@@ -104,6 +116,12 @@ def claim(request, item_id):
 @reviewer_required
 @require_POST
 def claim_next(request):
+    # What the reviewer already holds comes before anything new: a held item is work in progress.
+    # The item page sends its own item, which it gives back on leave: "next" is another one.
+    leaving = request.POST.get("leaving", "")
+    held = [i for i in selectors.items_held_by(user=request.user) if str(i.pk) != leaving]
+    if held:
+        return redirect("annotation:item", item_id=held[0].pk)
     item = services.review_claim_next(user=request.user)
     if item is None:
         messages.info(request, "Nothing left for you to review.")
@@ -125,14 +143,26 @@ def lease(request, item_id):
 @reviewer_required
 @require_POST
 def release(request, item_id):
-    """Skip (a form post) or leaving the page (a beacon from the page's script)."""
-    reason = "leave" if request.POST.get("reason") == "leave" else "skip"
-    released = services.review_release(item_id=item_id, user=request.user, reason=reason)
+    """Skip (the item page), release (the queue's "held by you") or leaving the page (a beacon).
+
+    A beacon names the page it comes from. Only the latest item page this session opened may
+    release on leave: a reload, or the same item open in another tab, opens a newer page, and
+    the older page's beacon (which the browser sends after the new page loaded) is ignored."""
+    reason = request.POST.get("reason")
+    reason = reason if reason in ("leave", "release") else "skip"
     if reason == "leave":
+        if request.POST.get("page") == request.session.get(_page_key(item_id)):
+            services.review_release(item_id=item_id, user=request.user, reason=reason)
         return HttpResponse(status=204)
+    released = services.review_release(item_id=item_id, user=request.user, reason=reason)
     if released:
-        messages.info(request, f"Item {item_id} skipped: it is back in the queue.")
+        verb = "released" if reason == "release" else "skipped"
+        messages.info(request, f"Item {item_id} {verb}: it is back in the queue.")
     return redirect("annotation:queue")
+
+
+def _page_key(item_id: int) -> str:
+    return f"review-page-{item_id}"
 
 
 @reviewer_required
@@ -142,7 +172,7 @@ def item(request, item_id):
     )
     output = review_item.output
     if request.method == "POST":
-        form = AnnotationForm(request.POST)
+        form = AnnotationForm(request.POST, original_answer=output.answer)
         steps = StepFormSet(request.POST, prefix="steps")
         if form.is_valid() and steps.is_valid():
             try:
@@ -164,15 +194,11 @@ def item(request, item_id):
                 return redirect("annotation:queue")
         review_item.refresh_from_db()
     else:
-        form = AnnotationForm(
-            initial={
-                "confidence_low": 0.5,
-                "confidence_high": 0.9,
-                "transparent": "yes",
-                "corrected_answer": output.answer,
-            }
-        )
+        # No label starts filled in: the reviewer chooses (or confirms, with one key) each one.
+        form = AnnotationForm(original_answer=output.answer)
         steps = StepFormSet(prefix="steps", initial=step_initial(output.steps))
+    page_token = secrets.token_urlsafe(12)
+    request.session[_page_key(review_item.pk)] = page_token
     live = review_item_lease_live(review_item)
     holds_lease = live and review_item.claimed_by_id == request.user.pk
     return render(
@@ -183,6 +209,8 @@ def item(request, item_id):
             "output": output,
             "form": form,
             "steps": steps,
+            "error_summary": error_summary(form, steps) if form.is_bound else [],
+            "page_token": page_token,
             "holds_lease": holds_lease,
             "held_by_other": live and review_item.claimed_by_id != request.user.pk,
             "claimable": (
@@ -196,6 +224,7 @@ def item(request, item_id):
                 {"text": s["text"], "strategy": s.get("strategy") or ""} for s in output.steps
             ],
             "strategies": STRATEGIES,
+            "interval_presets": INTERVAL_PRESETS,
         },
     )
 
@@ -285,11 +314,18 @@ def annotation_review(request, annotation_id):
             "form": form,
             "steps": steps,
             "decision": decision,
+            "error_summary": (
+                error_summary(decision)
+                + (error_summary(form, steps) if decision.data.get("decision") == "approve" else [])
+                if decision.is_bound
+                else []
+            ),
             "diff": step_diff(output.steps, annotation.corrected_steps),
             "twins": [(t, step_diff(annotation.corrected_steps, t.corrected_steps)) for t in twins],
             "reviewable": annotation.status in services.REVIEWABLE
             and annotation.annotator_id != request.user.pk,
             "strategies": STRATEGIES,
+            "interval_presets": INTERVAL_PRESETS,
         },
     )
 
@@ -300,19 +336,26 @@ def agreement(request):
     return render(
         request,
         "annotation/agreement.html",
-        {"rows": rows, "overall": overall, "policy": services.review_policy_get()},
+        {"rows": rows, "overall": overall, "policy": services.review_policy_get(), "few_pairs": FEW_PAIRS},
     )
 
 
 @lead_required
 def audit_log(request):
     filters = AuditFilterForm(request.GET or None)
+    filters_invalid = filters.is_bound and not filters.is_valid()
     events = selectors.audit_events(filters=filters.cleaned_data if filters.is_valid() else {})
+    if filters_invalid:
+        events = events.none()
     page = Paginator(events, 100).get_page(request.GET.get("page"))
+    for event in page:
+        event.detail_lines = selectors.audit_detail_lines(event.detail)
     query = request.GET.copy()
     query.pop("page", None)
     return render(
-        request, "annotation/audit.html", {"filters": filters, "page": page, "query": query.urlencode()}
+        request,
+        "annotation/audit.html",
+        {"filters": filters, "page": page, "query": query.urlencode(), "filters_invalid": filters_invalid},
     )
 
 

@@ -75,3 +75,19 @@ def test_dashboards_are_styled_under_a_csp_that_refuses_inline_style(page, seede
     chart = page.locator("svg.chart").first
     assert chart.evaluate("svg => getComputedStyle(svg).borderTopWidth") == "1px"  # charts.css
     assert csp_violations(page) == []
+
+
+def test_dashboards_fit_a_390_px_screen_and_pass_axe(page, seeded):
+    from tests.browser.axe import axe_violations, page_width, too_wide
+
+    browser_login(page, "stella", "staff-pass-1")
+    problems = {}
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 844})
+        for path in PAGES:
+            page.goto(path)
+            if width == 390 and page_width(page) > 390:
+                problems[f"{path} at 390 px"] = too_wide(page)
+            if found := axe_violations(page):
+                problems[f"{path} at {width} px"] = found
+    assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())

@@ -79,8 +79,10 @@ def test_claim_correct_by_keyboard_submit_second_review_approves_and_training_da
     page.keyboard.type("The answer is 34.")
     page.keyboard.press("Escape")
     page.keyboard.press("t")
-    page.select_option("[name=error_type]", "arithmetic")
-    page.keyboard.press("Escape")  # out of the field, back to the shortcuts
+    page.keyboard.press("1")  # the first error type: arithmetic
+    page.keyboard.press("Escape")  # out of the group, back to the shortcuts
+    page.keyboard.press("h")  # interval: sure
+    page.keyboard.press("u")  # the original was understandable
     page.keyboard.press("r")
     page.keyboard.type("take away means subtract")
     page.keyboard.press("Escape")
@@ -155,6 +157,8 @@ def test_script_payloads_in_model_output_and_reviewer_text_render_as_text(
     page.fill("[name=steps-0-text]", f"2 + 2 = 4 {PAYLOADS[1]}")
     page.fill("[name=corrected_answer]", f"4 {PAYLOADS[0]}")
     page.keyboard.press("Control+Enter")
+    for key in ("1", "h", "y"):  # error type, interval, understandable: one key each in the check
+        page.keyboard.press(key)
     assert PAYLOADS[1] in page.locator("#diff-table").inner_text()
     assert PAYLOADS[0] in page.locator("#diff-labels").inner_text()
     page.click("#confirm-queue")
@@ -176,6 +180,9 @@ def test_expired_lease_cannot_submit_and_the_work_is_kept_to_claim_again(page, i
     page.wait_for_url(f"**/review/{item.pk}/")
     page.fill("[name=steps-0-text]", "42 - 8 = 34")
     page.fill("[name=corrected_answer]", "34")
+    page.check("#id_error_type_0")
+    page.check("#id_transparent_0")
+    page.click(".preset[data-key=h]")
     ReviewItem.objects.filter(pk=item.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     page.keyboard.press("Control+Enter")
     page.click("#confirm-queue")
