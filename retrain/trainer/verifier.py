@@ -139,8 +139,26 @@ def _states(model, tokenizer, answers: list[tuple[str, str, bool]], batch_size: 
     return out
 
 
-def _confidence_logits(head: MetaHead, states) -> torch.Tensor:
-    return torch.stack([head.confidence_logit(answer, steps) for steps, answer in states])
+def _batched(states) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(answer states [n, hidden], step states padded [n, max_steps, hidden], mask [n, max_steps])."""
+    answers = torch.stack([a for _, a in states])
+    width = max(1, max(len(s) for s, _ in states))
+    steps = torch.zeros(len(states), width, answers.shape[-1])
+    mask = torch.zeros(len(states), width, dtype=torch.bool)
+    for i, (s, _) in enumerate(states):
+        steps[i, : len(s)] = s
+        mask[i, : len(s)] = True
+    return answers, steps, mask
+
+
+def _confidence_logits(head: MetaHead, batched) -> torch.Tensor:
+    """``MetaHead.confidence_logit`` for every answer at once: the answer's trunk features,
+    max-pooled with its steps' (padding excluded)."""
+    answers, steps, mask = batched
+    features = head.features(answers)
+    step_features = head.features(steps).masked_fill(~mask.unsqueeze(-1), float("-inf"))
+    features = torch.maximum(features, step_features.amax(dim=1))
+    return head.confidence(features).squeeze(-1)
 
 
 def fit_verifier(
@@ -160,6 +178,7 @@ def fit_verifier(
     fit = [i for i, a in enumerate(answers) if a[0] not in held]
     check = [i for i, a in enumerate(answers) if a[0] in held]
     fit_states, fit_labels = [states[i] for i in fit], labels[fit]
+    fit_batch = _batched(fit_states)
     positives = float(fit_labels.sum())
     negatives = len(fit) - positives
     if positives == 0 or negatives == 0:
@@ -182,7 +201,7 @@ def fit_verifier(
     for _ in range(config.steps):
         optimizer.zero_grad()
         loss = F.binary_cross_entropy_with_logits(
-            _confidence_logits(head, fit_states), fit_labels, weight=weights
+            _confidence_logits(head, fit_batch), fit_labels, weight=weights
         )
         if strategy_before is not None and config.distill > 0:
             now = head.strategy_logits(step_bank).log_softmax(-1)
@@ -192,7 +211,7 @@ def fit_verifier(
     head.eval()
     head.config.trained = True
     with torch.no_grad():
-        scores = torch.sigmoid(_confidence_logits(head, states)).tolist()
+        scores = torch.sigmoid(_confidence_logits(head, _batched(states))).tolist()
     held_scores = [scores[i] for i in check]
     held_labels = [bool(labels[i]) for i in check]
     return {
