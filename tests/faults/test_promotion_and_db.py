@@ -12,6 +12,7 @@ from cogloop.errors import ApplicationError
 from feedback.models import Feedback
 from inference import services, serving
 from inference.models import ModelVersion
+from retrain.embedded import register_embedded_eval_set
 from retrain.models import DatasetVersion, TrainingRun
 from retrain.services import runs
 
@@ -105,6 +106,7 @@ def test_the_relay_dying_after_commit_does_not_fail_the_committed_request(
 
 def test_concurrent_training_run_starts_get_run_exists_not_integrity_error(monkeypatch):
     services.model_version_ensure_base()
+    register_embedded_eval_set()  # a run gates on an evaluation set
     dataset = DatasetVersion.objects.create(period="2026-10", sha256="0" * 64)
     real = runs._train_config
 
@@ -128,6 +130,7 @@ def test_concurrent_training_run_starts_get_run_exists_not_integrity_error(monke
 
 def test_a_run_fails_clearly_when_its_dataset_files_changed(tmp_path):
     services.model_version_ensure_base()
+    register_embedded_eval_set()  # a run gates on an evaluation set
     exported = tmp_path / "sft.jsonl"
     exported.write_text('{"messages": []}\n')
     digest = hashlib.sha256(exported.read_bytes()).hexdigest()
