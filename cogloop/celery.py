@@ -2,8 +2,9 @@
 
 Its processes log through Django's LOGGING (JSON in production), each task's lines carrying
 its ``task_id``; beat runs cogloop.beat's locked database scheduler. With
-PROMETHEUS_MULTIPROC_DIR set a worker's processes write their metrics there, and with
-``CELERY_METRICS_PORT`` the worker serves them (added up) at ``:PORT/metrics``.
+PROMETHEUS_MULTIPROC_DIR set a worker's processes write their metrics there (compose mounts a
+tmpfs: a fresh directory at every container start), and with ``CELERY_METRICS_PORT`` the
+worker serves them, added up, at ``:PORT/metrics``.
 """
 
 import logging
@@ -17,6 +18,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cogloop.settings")
 app = Celery("cogloop")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.celeryd_init.connect
+def _logging_before_the_worker_starts(**kwargs):
+    # Earlier than setup_logging: the worker's start-up checks warn (running as root) before it.
+    _logging_from_django()
 
 
 @signals.setup_logging.connect
@@ -42,18 +49,6 @@ def _task_id_out_of_logs(**kwargs):
     from cogloop.logs import task_id as current_task
 
     current_task.set(None)
-
-
-@signals.worker_init.connect
-def _metrics_fresh(**kwargs):
-    # Samples of a previous run of this worker would add up with this one's.
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if path and os.path.isdir(path):
-        for name in os.listdir(path):
-            if name.endswith(".db"):
-                os.unlink(os.path.join(path, name))
-    elif path:
-        os.makedirs(path, exist_ok=True)
 
 
 @signals.worker_ready.connect

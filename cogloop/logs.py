@@ -111,3 +111,5 @@ def route_library_logs(*, transformers: bool) -> None:
 
         transformers_logging.disable_default_handler()
         transformers_logging.enable_propagation()
+        # Progress bars redraw one line with carriage returns: noise in a log pipeline.
+        transformers_logging.disable_progress_bar()

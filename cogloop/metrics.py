@@ -14,6 +14,11 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
+# In multiprocess mode every instrument opens a file there when it is created: a one-off command
+# (migrate, register) in a fresh container must not fail on a directory nobody made yet.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 REQUEST_LATENCY = Histogram(
     "cogloop_http_request_seconds",
     "HTTP request latency",
