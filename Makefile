@@ -6,7 +6,7 @@ ARGS ?=
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cogloop
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup demo test services worker beat serve bench bench-real-shape tiny-model lint clean
+.PHONY: setup demo test system services worker beat serve bench bench-real-shape tiny-model lint clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,16 +23,26 @@ demo: setup
 	rm -rf var/demo
 	COGLOOP_VAR_DIR=var/demo $(PY) manage.py demo $(ARGS)
 
+# The machine's PostgreSQL, Redis and Chromium, installed when missing and started (idempotent).
+system:
+	bash .ci/system
+
 services:
 	bash .ci/services
 
-test: setup services lint
+# Everything, the browser tests (Chromium) and the deploy test (docker/compose.yaml's commands
+# as local processes on a private Redis at port 6391) included.
+test: setup system lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) COGLOOP_VAR_DIR=var/test COGLOOP_EVAL_SIZE=150 \
 		$(PY) -m pytest $(ARGS)
 
 # Long-running processes of the embedded mode (the demo starts its own worker).
 worker: setup
 	$(PY) -m celery -A cogloop worker -Q training,default --pool solo --loglevel INFO
+
+# The schedule (relay, reconcile, monthly dataset, quarterly run) from the database; one at a time.
+beat: setup
+	$(PY) -m celery -A cogloop beat
 
 serve: setup
 	$(PY) manage.py migrate --noinput

@@ -1,8 +1,10 @@
 """Settings, read from the environment only (django-environ).
 
 With nothing set this is the embedded default: SQLite under var/, a filesystem Celery
-broker under var/, the shipped cogloop-tiny model. Production sets DATABASE_URL,
-REDIS_URL, BASE_MODEL and COGLOOP_ENV=production (which refuses a default SECRET_KEY).
+broker under var/, the shipped cogloop-tiny model, one process in every role. Production
+(COGLOOP_ENV=production) needs DATABASE_URL, REDIS_URL and SECRET_KEY and refuses to start
+naming every one that is missing; its inference role also needs a model (BASE_MODEL, or a
+version registered with ``manage.py model register``: inference.wsgi checks).
 """
 
 from datetime import timedelta
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import environ
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -18,12 +21,27 @@ VAR_DIR = Path(env("COGLOOP_VAR_DIR", default=str(BASE_DIR / "var")))
 
 COGLOOP_ENV = env("COGLOOP_ENV", default="embedded")
 PRODUCTION = COGLOOP_ENV == "production"
+
+# What this process is (DESIGN.md, process roles): it decides what /readyz checks and whether
+# the process may load a model. The WSGI entry points set their own (cogloop.wsgi: web,
+# inference.wsgi: inference); Celery processes take it from the environment.
+ROLES = ("web", "inference", "worker", "trainer", "beat", "all")
+COGLOOP_ROLE = env("COGLOOP_ROLE", default="all")
+if COGLOOP_ROLE not in ROLES:
+    raise ImproperlyConfigured(f"COGLOOP_ROLE must be one of {', '.join(ROLES)}; got {COGLOOP_ROLE!r}")
+# Roles that never hold a model: promotion from them hands verification to a worker.
+MODEL_FREE_ROLES = ("web", "beat")
+
 _DEV_SECRET = "cogloop-embedded-insecure-key-do-not-use-in-production"
 SECRET_KEY = env("SECRET_KEY", default="") if PRODUCTION else env("SECRET_KEY", default=_DEV_SECRET)
-if PRODUCTION and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 50):
-    raise RuntimeError(
-        "COGLOOP_ENV=production needs SECRET_KEY: 50 or more random characters, not the default"
-    )
+if PRODUCTION:
+    # Every missing value named at once: an operator fixes the environment in one go, and
+    # nothing falls back to SQLite or the filesystem broker behind their back.
+    _missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not env(name, default="")]
+    if not SECRET_KEY or SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 50:
+        _missing.append("SECRET_KEY (50 or more random characters, not the default)")
+    if _missing:
+        raise ImproperlyConfigured("COGLOOP_ENV=production needs " + ", ".join(_missing))
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
 ALLOWED_HOSTS = env.list(
     "ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"]
@@ -41,6 +59,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "csp",
+    "django_celery_beat",
     "cogloop",
     "inference",
     "feedback",
@@ -51,6 +70,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every log line of the request, and its response, carry the request id.
+    "cogloop.logs.RequestIdMiddleware",
     "cogloop.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -149,7 +170,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# The image builds its static files into STATIC_ROOT=/app/static (docker/Dockerfile).
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Hashed, compressed files served by whitenoise in production (after collectstatic).
@@ -170,6 +192,9 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
     CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+    # Probes and the scraper talk plain HTTP to the process inside the network, never through
+    # the proxy (which does not route /metrics at all): no redirect to https for them.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
@@ -243,9 +268,12 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"retrain.training_run_execute": {"queue": "training"}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-# Models: every artifact lives under the store; BASE_MODEL defaults to the shipped tiny one.
+# Models: every artifact lives under the store. BASE_MODEL defaults to the shipped tiny one when
+# embedded; production names its own (or registers one by hand), so it has no default there.
 MODEL_STORE = Path(env("MODEL_STORE", default=str(VAR_DIR / "models")))
-BASE_MODEL = Path(env("BASE_MODEL", default=str(BASE_DIR / "inference" / "engine" / "cogloop_tiny")))
+_TINY = BASE_DIR / "inference" / "engine" / "cogloop_tiny"
+_base_model = env("BASE_MODEL", default="" if PRODUCTION else str(_TINY))
+BASE_MODEL = Path(_base_model) if _base_model else None
 # Serving processes poll the registry for the active version this often (seconds).
 MODEL_WATCH_INTERVAL = env.float("MODEL_WATCH_INTERVAL", default=2.0)
 
@@ -284,6 +312,7 @@ COGLOOP = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"context": {"()": "cogloop.logs.ContextFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "cogloop.logs.JsonFormatter"},
@@ -292,10 +321,15 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": env("LOG_FORMAT", default="json" if PRODUCTION else "plain"),
+            "filters": ["context"],
         }
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
-    "loggers": {"cogloop": {"level": env("LOG_LEVEL", default="INFO"), "propagate": True}},
+    "loggers": {
+        "cogloop": {"level": env("LOG_LEVEL", default="INFO"), "propagate": True},
+        # Celery's own lines (a task received, succeeded, a beat sending) are worth keeping.
+        "celery": {"level": env("LOG_LEVEL", default="INFO"), "propagate": True},
+    },
 }
 
 # The held-out evaluation set the promotion gate measures on (workload problems).
@@ -344,3 +378,6 @@ FEEDBACK_BULK_MAX_ITEMS = 1000
 # default refused it. Characters sent as \uXXXX escapes can still exceed this: such a
 # client sends its bulk in parts.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=16 * 1024 * 1024)
+
+# Beat: the schedule in the database (admin: Periodic tasks), one beat at a time (cogloop.beat).
+CELERY_BEAT_SCHEDULER = "cogloop.beat:LockedDatabaseScheduler"

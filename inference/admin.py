@@ -62,6 +62,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         except ApplicationError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return
+        if version.status != ModelVersion.Status.ACTIVE:
+            self.message_user(
+                request, f"{version.name} is being verified by a worker; it becomes active if it passes."
+            )
+            return
         self.message_user(request, f"{version.name} is active; serving processes are swapping to it.")
 
     @admin.action(description="Roll back to the version it replaced")
@@ -70,6 +75,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
             previous = services.model_version_rollback(version=queryset.get(), by=request.user.username)
         except (ApplicationError, ModelVersion.MultipleObjectsReturned) as exc:
             self.message_user(request, getattr(exc, "message", "Select exactly one version."), messages.ERROR)
+            return
+        if previous.status != ModelVersion.Status.ACTIVE:
+            self.message_user(
+                request, f"{previous.name} is being verified by a worker before it serves again."
+            )
             return
         self.message_user(request, f"Rolled back: {previous.name} is active again.")
 

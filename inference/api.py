@@ -693,24 +693,40 @@ class ModelVersionPromoteApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: ModelVersionSerializer, **error_responses(401, 403, 404, 409, 429)},
-        description="Make this version the one every serving process answers with.",
+        responses={
+            200: ModelVersionSerializer,
+            202: ModelVersionSerializer,
+            **error_responses(401, 403, 404, 409, 429),
+        },
+        description="Make this version the one every serving process answers with. 200 when this "
+        "process verified and promoted it; 202 from the web role, which loads no model: a worker "
+        "verifies it and promotes it (or marks it rejected with the reason).",
     )
     def post(self, request, version_id):
         version = get_object_or_404(ModelVersion, pk=version_id)
         version = services.model_version_promote(
             version=version, reason=f"promoted by {request.user.username}"
         )
-        return Response(ModelVersionSerializer(version).data)
+        return _promotion_response(version)
 
 
 class ModelVersionRollbackApi(ModelVersionPromoteApi):
     @extend_schema(
         request=None,
-        responses={200: ModelVersionSerializer, **error_responses(401, 403, 404, 409, 429)},
-        description="Put back the version this one replaced (this one must be active).",
+        responses={
+            200: ModelVersionSerializer,
+            202: ModelVersionSerializer,
+            **error_responses(401, 403, 404, 409, 429),
+        },
+        description="Put back the version this one replaced (this one must be active); 202 when "
+        "a worker verifies it first (see promote).",
     )
     def post(self, request, version_id):
         version = get_object_or_404(ModelVersion, pk=version_id)
         previous = services.model_version_rollback(version=version, by=request.user.username)
-        return Response(ModelVersionSerializer(previous).data)
+        return _promotion_response(previous)
+
+
+def _promotion_response(version: ModelVersion) -> Response:
+    queued = version.status != ModelVersion.Status.ACTIVE
+    return Response(ModelVersionSerializer(version).data, status=202 if queued else 200)

@@ -20,6 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from cogloop.errors import ApplicationError
+from cogloop.outbox import outbox_enqueue
 from inference import hooks, serving
 from inference.engine import loading
 from inference.engine.agreement import agreement_scores, majority_answer, normalise_answer
@@ -219,9 +220,37 @@ def model_version_promote(*, version: ModelVersion, reason: str) -> ModelVersion
     process is asked to load what none can. Called inside an outer transaction, the rejection
     rolls back with it; callers that must keep it verify first (retrain's gate does).
     Serving processes notice the change through the registry (see inference.serving).
+
+    Verifying loads the model, which a process of a model-free role (web, beat) never does:
+    there the promotion is handed to a worker through the outbox (task
+    ``inference.model_version_promote``), which verifies and promotes or rejects, and the
+    version comes back unchanged (not active yet). Callers tell the two apart by its status.
     """
-    if version.status == ModelVersion.Status.REJECTED:  # said before any costly verification
+    if settings.COGLOOP_ROLE in settings.MODEL_FREE_ROLES:
+        return _model_version_promote_queue(version=version, reason=reason)
+    return model_version_promote_verified(version=version, reason=reason)
+
+
+def _refuse_rejected(version: ModelVersion) -> None:
+    if version.status == ModelVersion.Status.REJECTED:
         raise ApplicationError(f"{version.name} was rejected and cannot be promoted", code="rejected_version")
+
+
+@transaction.atomic
+def _model_version_promote_queue(*, version: ModelVersion, reason: str) -> ModelVersion:
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    _refuse_rejected(version)
+    if version.status != ModelVersion.Status.ACTIVE:
+        outbox_enqueue(
+            task_name="inference.model_version_promote", payload={"version_id": version.pk, "reason": reason}
+        )
+        log.info("promotion of %s handed to a worker for verification: %s", version.name, reason)
+    return version
+
+
+def model_version_promote_verified(*, version: ModelVersion, reason: str) -> ModelVersion:
+    """Verify ``version`` in this process (it loads the model) and promote it; see model_version_promote."""
+    _refuse_rejected(version)  # said before any costly verification
     if (problem := model_version_verify(version=version)) is not None:
         if version.status != ModelVersion.Status.ACTIVE:
             model_version_reject(version=version, reason=f"verification failed: {problem}")

@@ -97,7 +97,10 @@ def _load_verified(version_id: int, name: str, path, manifest: dict) -> LoadedMo
 
 
 def sync_with_registry() -> int | None:
-    """Swap to the active version if the slot holds another one. Returns the slot's version."""
+    """Swap to the active version if the slot holds another one. Returns the slot's version.
+    A process of a model-free role (web, beat) never loads one: None."""
+    if settings.COGLOOP_ROLE in settings.MODEL_FREE_ROLES:
+        return None
     with _load_lock:
         active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
         current = SLOT.current
@@ -207,6 +210,12 @@ def batcher():
 
 
 def _require_model() -> None:
+    if settings.COGLOOP_ROLE in settings.MODEL_FREE_ROLES:
+        raise ApplicationError(
+            f"generation is served by the inference role, not this {settings.COGLOOP_ROLE} process",
+            code="no_model",
+            status=503,
+        )
     if SLOT.current is None:
         sync_with_registry()
     if SLOT.current is None:
@@ -214,6 +223,7 @@ def _require_model() -> None:
 
 
 def _served(result, started: float) -> ServedText:
+    metrics.observe_queue_wait(result.queued_ms / 1000)
     return ServedText(
         text=result.generation.text,
         version_id=result.version_id,
