@@ -265,8 +265,7 @@ def model_version_activate_unverified_unsafe(*, version: ModelVersion, reason: s
     """Make ``version`` active without verifying its files: only after model_version_verify
     (model_version_promote does both), or for rows that stand for history with no files."""
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
-    if version.status == ModelVersion.Status.REJECTED:
-        raise ApplicationError(f"{version.name} was rejected and cannot be promoted", code="rejected_version")
+    _refuse_rejected(version)  # again under the row lock: it may have been rejected meanwhile
     now = timezone.now()
     previous = (
         ModelVersion.objects.select_for_update()
