@@ -112,7 +112,7 @@ def _login(username: str, password: str) -> Client:
     return client
 
 
-def _work_queue(client: Client, *, limit: int | None, on_each=None) -> int:
+def _work_queue(client: Client, *, limit: int | None, on_each=None, correction=correction_for) -> int:
     """Claim the next item and submit its correction through the item page, until none is left."""
     done = 0
     while limit is None or done < limit:
@@ -129,9 +129,9 @@ def _work_queue(client: Client, *, limit: int | None, on_each=None) -> int:
             .get(pk=int(item_url.rstrip("/").split("/")[-1]))
             .output
         )
-        fix = correction_for(output.steps, output.prompt)
+        fix = correction(output.steps, output.prompt)
         if fix is None:
-            continue  # not a workload prompt: left claimed, so "next" moves on; the lease runs out
+            continue  # nothing to say about it: left claimed, so "next" moves on; the lease runs out
         data = {
             "steps-TOTAL_FORMS": str(len(fix["steps"])),
             "steps-INITIAL_FORMS": "0",
@@ -200,14 +200,17 @@ def _second_review(client: Client) -> int:
             approved += 1
 
 
-def review_queue(username: str, password: str, *, limit: int | None = None, on_each=None) -> int:
+def review_queue(
+    username: str, password: str, *, limit: int | None = None, on_each=None, correction=None
+) -> int:
     """Log in as a reviewer and work the queue through the web pages until it is empty (or
     ``limit`` items are done).
 
     The reviewer works with two simulated colleagues, as the review policy expects: another
     reviewer (``<username>-blind``) who gives the blind second annotation of the items drawn
     for double annotation, and a lead (``<username>-lead``) who approves the annotations drawn
-    for second review. Returns how many items ``username`` annotated.
+    for second review. Returns how many items ``username`` annotated. ``correction(steps,
+    prompt)`` says what to submit (default: the workload's solver, ``correction_for``).
     """
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
@@ -215,8 +218,9 @@ def review_queue(username: str, password: str, *, limit: int | None = None, on_e
     annotation_services.user_role_grant(user=user, role=annotation_services.REVIEWER)
     blind = _login(*_team_member(f"{username}-blind", annotation_services.REVIEWER))
     lead = _login(*_team_member(f"{username}-lead", annotation_services.LEAD))
-    done = _work_queue(_login(username, password), limit=limit, on_each=on_each)
+    correction = correction or correction_for
+    done = _work_queue(_login(username, password), limit=limit, on_each=on_each, correction=correction)
     if limit is None:  # with a limit the queue is not finished, so the colleagues wait too
-        _work_queue(blind, limit=None)
+        _work_queue(blind, limit=None, correction=correction)
         _second_review(lead)
     return done

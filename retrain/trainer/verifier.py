@@ -222,5 +222,5 @@ def fit_verifier(
         "held_answers": len(check),
         "held_auroc": auroc(held_scores, held_labels),
         "held_ece": ece(held_scores, held_labels),
-        "final_loss": round(float(loss), 4),
+        "final_loss": round(float(loss.detach()), 4),
     }
