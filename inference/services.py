@@ -116,6 +116,8 @@ def model_version_ensure_base() -> ModelVersion:
     active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
     if active:
         return active
+    if not settings.BASE_MODEL:
+        raise ApplicationError("no BASE_MODEL is set to register", code="no_model", status=503)
     base = Path(settings.BASE_MODEL)
     with transaction.atomic():
         version = model_version_register(

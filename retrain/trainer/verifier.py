@@ -203,7 +203,7 @@ def fit_verifier(
         loss = F.binary_cross_entropy_with_logits(
             _confidence_logits(head, fit_batch), fit_labels, weight=weights
         )
-        if strategy_before is not None and config.distill > 0:
+        if step_bank is not None and strategy_before is not None and config.distill > 0:
             now = head.strategy_logits(step_bank).log_softmax(-1)
             loss = loss + config.distill * F.kl_div(now, strategy_before, reduction="batchmean")
         loss.backward()
