@@ -608,3 +608,119 @@ def output_group_generate(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
     )
+
+
+# -- answers made elsewhere: the serving head reads them -------------------------------------
+
+
+def model_version_by_name(*, name: str) -> ModelVersion:
+    """The registered version called ``name``; a 400 naming the field when there is none."""
+    version = ModelVersion.objects.filter(name=name).first()
+    if version is None:
+        raise ApplicationError(
+            f"no model version named {name!r}",
+            code="validation_error",
+            extra={"fields": {"model_version": [f"no model version named {name!r}"]}},
+        )
+    return version
+
+
+def output_head_read(
+    *, prompt: str, texts: Sequence[str], model_version: ModelVersion | None
+) -> list[dict | None]:
+    """The metacognition head's reading of answers made elsewhere, one per text (None each when
+    it cannot read them).
+
+    The head reads when this process serves ``model_version`` with a trained head (the inference
+    role; a web process holds no model and reads nothing): one padded prefill of prompt + answer
+    over the request's answers, no generation, on a thread of its own (see
+    engine.generation.run_on_own_thread). Only the version that made an answer reads it: the
+    head learned the states of its own model. The reading is advisory, as in generation: a
+    failure leaves the answers without it.
+    """
+    loaded = serving.SLOT.current
+    if (
+        model_version is None
+        or loaded is None
+        or loaded.version_id != model_version.pk
+        or loaded.head is None
+        or not loaded.head.config.trained
+    ):
+        return [None] * len(texts)
+    # Imported here: meta_serving imports torch, which only a process holding a model has loaded.
+    from inference.engine.generation import run_on_own_thread
+    from inference.engine.meta_serving import read_answers
+
+    try:
+        return run_on_own_thread(
+            read_answers,
+            loaded.model,
+            loaded.tokenizer,
+            loaded.head,
+            [prompt] * len(texts),
+            list(texts),
+            max_tokens=getattr(loaded.model.config, "max_position_embeddings", None),
+        )
+    except Exception:
+        log.warning("the head could not read %d external answer(s)", len(texts), exc_info=True)
+        return [None] * len(texts)
+
+
+def output_external_create(
+    *,
+    app: ProductApp,
+    prompt: str,
+    raw_text: str,
+    model_version: ModelVersion | None = None,
+    model_confidence: float | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str = "",
+) -> Output:
+    """Score and store an answer made elsewhere (output_create), read first by the serving head
+    where it can (output_head_read). A replay is answered before the head reads anything, and
+    the read runs outside any transaction, like generation."""
+    if idempotency_key:
+        existing = _single_output_replay(app=app, idempotency_key=idempotency_key, request_hash=request_hash)
+        if existing:
+            return existing
+    (meta,) = output_head_read(prompt=prompt, texts=[raw_text], model_version=model_version)
+    return output_create(
+        app=app,
+        prompt=prompt,
+        raw_text=raw_text,
+        source=Output.Source.EXTERNAL,
+        model_version=model_version,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        meta=meta,
+        model_confidence=model_confidence,
+    )
+
+
+def output_external_group_create(
+    *,
+    app: ProductApp,
+    prompt: str,
+    samples: Sequence[SampleText],
+    model_version: ModelVersion | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str = "",
+) -> SampleGroup:
+    """output_external_create for a sample group: the head reads all of it in one prefill."""
+    if idempotency_key:
+        existing = _sample_group_replay(app=app, idempotency_key=idempotency_key, request_hash=request_hash)
+        if existing:
+            return existing
+    metas = output_head_read(prompt=prompt, texts=[s.raw_text for s in samples], model_version=model_version)
+    return output_group_create(
+        app=app,
+        prompt=prompt,
+        samples=[
+            SampleText(raw_text=s.raw_text, model_confidence=s.model_confidence, meta=meta)
+            for s, meta in zip(samples, metas)
+        ],
+        source=Output.Source.EXTERNAL,
+        model_version=model_version,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
