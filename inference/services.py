@@ -8,9 +8,10 @@ import logging
 import re
 import secrets
 import shutil
+import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from inference import hooks, serving
 from inference.engine import loading
 from inference.engine.agreement import agreement_scores, majority_answer, normalise_answer
 from inference.engine.confidence import answer_confidence
+from inference.engine.generation import GenerationParams
 from inference.engine.parser import ParsedOutput, parse_output
 from inference.engine.scoring import ScoreParts, score_output
 from inference.models import ApiKey, ModelVersion, Output, ProductApp
@@ -724,3 +726,216 @@ def output_external_group_create(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
     )
+
+
+# -- the OpenAI-compatible gateway (inference.gateway) ---------------------------------------
+
+# The model name that means "whatever version is active", stable across promotions.
+CHAT_MODEL_ALIAS = "cogloop"
+
+
+def chat_model_resolve(*, name: str) -> ModelVersion:
+    """The active version a chat request may name (its own name, or CHAT_MODEL_ALIAS), once
+    this process can answer: 404 ``model_not_found`` for any other name, 503 ``no_model``
+    when nothing is served."""
+    active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+    if active is None:
+        raise ApplicationError("no model is being served", code="no_model", status=503)
+    if name not in (active.name, CHAT_MODEL_ALIAS):
+        raise ApplicationError(
+            f"the model {name!r} does not exist: this server answers with {active.name!r} "
+            f"(or {CHAT_MODEL_ALIAS!r}, whichever version is active); GET /v1/models lists it",
+            code="model_not_found",
+            status=404,
+            extra={"param": "model"},
+        )
+    serving._require_model()
+    return active
+
+
+@dataclass(frozen=True)
+class _ServedWithLogprobs:
+    text: serving.ServedText
+    token_logprobs: tuple[float, ...] | None  # natural log-probability of each generated token
+
+
+def _generate_with_logprobs(
+    prompt: str, *, n: int, max_new_tokens: int, temperature: float, top_p: float
+) -> list[_ServedWithLogprobs]:
+    """serving.generate (n = 1) or serving.generate_samples (n > 1), through the same batcher,
+    keeping each token's log-probability, which serving's ServedText leaves out. A generation
+    that outlasts GENERATE_TIMEOUT_S is a 503."""
+    serving._require_model()
+    started = time.monotonic()
+    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+    timeout = settings.COGLOOP["GENERATE_TIMEOUT_S"]
+    try:
+        if n > 1:
+            results = serving.batcher().generate_group(prompt, params, n, timeout=timeout)
+        else:
+            results = [serving.batcher().generate(prompt, params, timeout=timeout)]
+    except TimeoutError:
+        raise ApplicationError(
+            f"no answer within {timeout:g} s; the server is busy, retry shortly",
+            code="generation_timeout",
+            status=503,
+        ) from None
+    return [_ServedWithLogprobs(serving._served(r, started), r.generation.token_logprobs) for r in results]
+
+
+@dataclass(frozen=True)
+class ChatChoice:
+    output: Output
+    finish_reason: str  # "stop": the answer ended (EOS or a stop sequence); "length": max_tokens
+    # (token, natural log-probability) of each answer token; None when not asked for or not known
+    logprobs: list[tuple[str, float]] | None = None
+
+
+@dataclass(frozen=True)
+class ChatCompletion:
+    choices: list[ChatChoice]
+    group: SampleGroup | None  # the sample group, when n > 1
+    prompt_tokens: int
+
+    @property
+    def outputs(self) -> list[Output]:
+        return [c.output for c in self.choices]
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to the earliest stop sequence (which is left out), and whether one was met."""
+    cuts = [at for at in (text.find(s) for s in stop if s) if at >= 0]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+def _replayed_completion(first: Output, *, n: int, max_new_tokens: int) -> ChatCompletion:
+    """A completion an idempotency key already made, as it was stored (token log-probabilities
+    are not stored: a replay has none)."""
+    group = _sample_group_of(first) if first.sample_group is not None else None
+    outputs = group.outputs if group else [first]
+    return ChatCompletion(
+        choices=[
+            ChatChoice(o, "length" if (o.completion_tokens or 0) >= max_new_tokens else "stop")
+            for o in outputs
+        ],
+        group=group,
+        prompt_tokens=first.prompt_tokens or 0,
+    )
+
+
+def chat_completion_create(
+    *,
+    app: ProductApp,
+    prompt: str,
+    n: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    stop: Sequence[str] = (),
+    logprobs: bool = False,
+    idempotency_key: str | None = None,
+    request_hash: str = "",
+) -> ChatCompletion:
+    """Generate ``n`` answers for the gateway and store them as /api/v1/generate does: one
+    scored Output (output_create), or a sample group of them (output_group_create) for n > 1.
+
+    The built-in batcher cannot stop at a stop sequence: the answer is generated to its end
+    (EOS or max_new_tokens) and cut at the earliest stop sequence, and what the client is
+    given is what is stored and scored. A cut answer's token count, model confidence and
+    head reading are those of the part kept. Generation runs outside any transaction.
+    """
+    if idempotency_key:
+        first = Output.objects.filter(app=app, idempotency_key=idempotency_key).first()
+        if first is not None:
+            # the same refusals as /api/v1/generate: another request, or a single for a group
+            if n > 1:
+                _sample_group_replay(app=app, idempotency_key=idempotency_key, request_hash=request_hash)
+            else:
+                _single_output_replay(app=app, idempotency_key=idempotency_key, request_hash=request_hash)
+            return _replayed_completion(first, n=n, max_new_tokens=max_new_tokens)
+    served = _generate_with_logprobs(
+        prompt, n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p
+    )
+    version = _served_version(served[0].text.version_id)
+    loaded = serving.SLOT.current
+    tokenizer = loaded.tokenizer if loaded is not None else None
+    samples, finish, token_logprobs, cut_rows = [], [], [], []
+    for i, s in enumerate(served):
+        text, stopped = cut_at_stop(s.text.text, stop)
+        pieces = _token_pieces(tokenizer, text, generated=s.token_logprobs, cut=stopped)
+        completion_tokens = len(pieces) if stopped and pieces is not None else s.text.completion_tokens
+        confidence = s.text.model_confidence
+        if stopped:
+            cut_rows.append(i)
+            confidence = (
+                answer_confidence([t for t, _ in pieces], [lp for _, lp in pieces]) if pieces else None
+            )
+        finish.append("stop" if stopped or s.text.completion_tokens < max_new_tokens else "length")
+        token_logprobs.append(pieces if logprobs else None)
+        samples.append(
+            SampleText(
+                raw_text=text,
+                model_confidence=confidence,
+                meta=s.text.meta,
+                latency_ms=s.text.latency_ms,
+                prompt_tokens=s.text.prompt_tokens,
+                completion_tokens=completion_tokens,
+            )
+        )
+    if cut_rows:  # the head's reading was of the whole answer: it reads the part kept instead
+        reread = output_head_read(
+            prompt=prompt, texts=[samples[i].raw_text for i in cut_rows], model_version=version
+        )
+        for i, meta in zip(cut_rows, reread):
+            samples[i] = replace(samples[i], meta=meta)
+    group = None
+    if n > 1:
+        group = output_group_create(
+            app=app,
+            prompt=prompt,
+            samples=samples,
+            model_version=version,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+        outputs = group.outputs
+    else:
+        only = samples[0]
+        outputs = [
+            output_create(
+                app=app,
+                prompt=prompt,
+                raw_text=only.raw_text,
+                model_version=version,
+                latency_ms=only.latency_ms,
+                prompt_tokens=only.prompt_tokens,
+                completion_tokens=only.completion_tokens,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                meta=only.meta,
+                model_confidence=only.model_confidence,
+            )
+        ]
+    return ChatCompletion(
+        choices=[ChatChoice(o, f, lp) for o, f, lp in zip(outputs, finish, token_logprobs)],
+        group=group,
+        prompt_tokens=served[0].text.prompt_tokens,
+    )
+
+
+def _token_pieces(
+    tokenizer, text: str, *, generated: Sequence[float] | None, cut: bool
+) -> list[tuple[str, float]] | None:
+    """(token, log-probability) for each token of an answer, or None when they cannot be told.
+
+    Generation keeps each token's log-probability but not the token: the text is encoded again,
+    and the pairs hold only when that gives as many tokens as were generated (a tokenizer need
+    not encode its own output back to the same tokens). A ``cut`` answer's tokens are those
+    of the kept text, paired with the first log-probabilities.
+    """
+    if tokenizer is None or generated is None:
+        return None
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) > len(generated) or (not cut and len(ids) != len(generated)):
+        return None
+    return [(tokenizer.decode([i]), lp) for i, lp in zip(ids, generated)]
