@@ -32,8 +32,10 @@ with one user turn and no system prompt):
   built-in batcher produces whole answers, so the stream opens at once (a comment line), the
   answer is generated and stored, and then its finished text is sent in chunks of a word;
   each choice's last chunk carries its logprobs and ``cogloop`` object. The Output is stored
-  before the first chunk of text leaves: a client that disconnects mid-stream still leaves
-  it recorded. An error after the stream opened arrives as ``data: {"error": ...}``.
+  before the first chunk of text leaves, and once the stream has opened the answer is
+  generated and stored whatever the client does: one that disconnects mid-stream still
+  leaves it recorded (one gone before the stream opened has nothing generated). An error
+  after the stream opened arrives as ``data: {"error": ...}``.
 - The message ``content`` is the model's raw text, reasoning, ``</think>`` and answer, as an
   OpenAI-compatible server (vLLM) serving R1 returns it; ``cogloop.answer`` is the parsed
   final answer.

@@ -295,8 +295,14 @@ def test_a_client_that_hangs_up_mid_stream_still_leaves_the_output_recorded(serv
             + f"Authorization: Bearer {key}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
-        # the stream has opened; the answer is not written yet
-        assert conn.recv(200).startswith(b"HTTP/1.1 200")
+        received = b""
+        while b": cogloop is generating" not in received:  # the stream has opened
+            more = conn.recv(1024)
+            assert more, received
+            received += more
+        assert received.startswith(b"HTTP/1.1 200")
+        assert b"data:" not in received.partition(b"\r\n\r\n")[2]
+    # hung up before any of the answer: it is generated, and recorded, all the same
     deadline = time.monotonic() + 60
     while not Output.objects.exists():
         assert time.monotonic() < deadline, "the Output was not recorded"
