@@ -10,6 +10,7 @@ import secrets
 import shutil
 import time
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -734,10 +735,27 @@ def output_external_group_create(
 CHAT_MODEL_ALIAS = "cogloop"
 
 
-def chat_model_resolve(*, name: str) -> ModelVersion:
-    """The active version a chat request may name (its own name, or CHAT_MODEL_ALIAS), once
-    this process can answer: 404 ``model_not_found`` for any other name, 503 ``no_model``
-    when nothing is served."""
+# The name of the version the slot holds, beside a weak reference to what it holds: checking a
+# request's model against it then costs no query, and a swap (another object) makes it stale
+# without keeping the old model alive.
+_served_name: tuple[weakref.ref, str] | None = None
+
+
+def chat_model_resolve(*, name: str) -> None:
+    """Check that a chat request may name the model ``name``, once this process can answer:
+    the version the slot serves, the registry's active one (they differ during a swap), or
+    CHAT_MODEL_ALIAS. Any other name is a 404 ``model_not_found``; nothing to serve, a 503
+    ``no_model``."""
+    global _served_name
+    loaded = serving.SLOT.current
+    if loaded is not None and loaded.version_id is not None:
+        if name == CHAT_MODEL_ALIAS:
+            return
+        if _served_name is None or _served_name[0]() is not loaded:
+            served = ModelVersion.objects.filter(pk=loaded.version_id).values_list("name", flat=True).first()
+            _served_name = (weakref.ref(loaded), served) if served is not None else None
+        if _served_name is not None and name == _served_name[1]:
+            return
     active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
     if active is None:
         raise ApplicationError("no model is being served", code="no_model", status=503)
@@ -750,7 +768,9 @@ def chat_model_resolve(*, name: str) -> ModelVersion:
             extra={"param": "model"},
         )
     serving._require_model()
-    return active
+    loaded = serving.SLOT.current
+    if loaded is not None and loaded.version_id == active.pk:
+        _served_name = (weakref.ref(loaded), active.name)
 
 
 @dataclass(frozen=True)
@@ -862,7 +882,11 @@ def chat_completion_create(
     samples, finish, token_logprobs, cut_rows = [], [], [], []
     for i, s in enumerate(served):
         text, stopped = cut_at_stop(s.text.text, stop)
-        pieces = _token_pieces(tokenizer, text, generated=s.token_logprobs, cut=stopped)
+        pieces = (
+            _token_pieces(tokenizer, text, generated=s.token_logprobs, cut=stopped)
+            if logprobs or stopped
+            else None
+        )
         completion_tokens = len(pieces) if stopped and pieces is not None else s.text.completion_tokens
         confidence = s.text.model_confidence
         if stopped:

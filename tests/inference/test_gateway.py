@@ -357,3 +357,18 @@ def _use_the_client(client, base):
     with pytest.raises(NotFoundError) as missing:
         client.chat.completions.create(model="gpt-4o", messages=messages)
     assert missing.value.code == "model_not_found"
+
+
+def test_the_gateway_adds_one_query_to_its_service_path_the_key(api_client, api_key, base, product_app):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    chat(api_client, ask(model=base.name), api_key)  # the model loads; its version's name is learnt
+    for model in ("cogloop", base.name):
+        with CaptureQueriesContext(connection) as direct:
+            services.chat_completion_create(
+                app=product_app, prompt=PROMPT, n=1, max_new_tokens=48, temperature=0.0, top_p=0.95
+            )
+        with CaptureQueriesContext(connection) as gateway:
+            assert chat(api_client, ask(model=model), api_key).status_code == 200
+        assert len(gateway) == len(direct) + 1, [q["sql"][:60] for q in gateway.captured_queries]
