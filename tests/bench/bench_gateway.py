@@ -12,6 +12,8 @@ the machine's load falls on all of them:
 - gateway, stream: the same with ``stream: true``, every event read
 - /api/v1/generate through the same stack, for reference
 - the service and the gateway with n = 3 (a sample group, temperature 0.6)
+- the parts of what the gateway adds, each alone: the API key's lookup, the throttle's cache
+  round trips (both shared with every /api/v1 endpoint), and the gateway's own code
 
 "added" is the median (and p99) of each round's difference from the service path of the same
 n, which cancels most of generation's noise; CPU is the calling thread's own time per request
@@ -92,11 +94,40 @@ def main() -> None:
     def post(path: str, body: dict):
         return client.post(path, data=json.dumps(body), content_type="application/json", **auth)
 
+    last: dict = {}
+
     def service(prompt: str, n: int = 1):
         temperature = 0.6 if n > 1 else 0.0
-        services.chat_completion_create(
+        last["completion"] = services.chat_completion_create(
             app=app, prompt=prompt, n=n, max_new_tokens=T, temperature=temperature, top_p=0.95
         )
+
+    # The parts of what the gateway adds, each timed alone in the same rounds.
+    from types import SimpleNamespace
+
+    from inference import gateway as gateway_module
+    from inference.api import ApiKeyRateThrottle
+
+    key_row = services.api_key_authenticate(raw=key)
+
+    def key_lookup():
+        assert services.api_key_authenticate(raw=key) is not None
+
+    def throttle():
+        assert ApiKeyRateThrottle().allow_request(SimpleNamespace(auth=key_row), None)
+
+    def own_work(prompt: str):
+        body = {"model": "cogloop", "messages": [{"role": "user", "content": prompt}], "max_tokens": T}
+        data = gateway_module.ChatCompletionInputSerializer(data=body)
+        assert data.is_valid()
+        services.chat_model_resolve(name="cogloop")
+        json.dumps(gateway_module.completion_body(last["completion"], "cogloop"))
+
+    parts = {
+        "API key lookup (one query)": lambda p: key_lookup(),
+        "throttle (cache get + set)": lambda p: throttle(),
+        "the gateway's own code: validation, model check, response JSON": own_work,
+    }
 
     def gateway(prompt: str, n: int = 1, stream: bool = False):
         body = {
@@ -135,6 +166,7 @@ def main() -> None:
     order = list(modes)
     rng = random.Random(0)
     load_before = os.getloadavg()[0]
+    part_wall: dict[str, list[float]] = {m: [] for m in parts}
     for prompt in prompts[10:]:
         rng.shuffle(order)
         for mode in order:
@@ -142,6 +174,10 @@ def main() -> None:
             modes[mode][0](prompt)
             cpu[mode].append(1000 * (time.thread_time() - started_cpu))
             wall[mode].append(1000 * (time.perf_counter() - started))
+        for part, run in parts.items():
+            started = time.perf_counter()
+            run(prompt)
+            part_wall[part].append(1000 * (time.perf_counter() - started))
     load_after = os.getloadavg()[0]
 
     print(
@@ -160,6 +196,9 @@ def main() -> None:
             f"{'—' if same else f'{percentile(added, 0.99):+.1f}'} | "
             f"{statistics.median(cpu[mode]):.1f} | {'—' if same else f'{added_cpu:+.1f}'} |"
         )
+    print("\n| part of what the gateway adds, timed alone | p50 ms | p99 ms |\n|---|---|---|")
+    for part, values in part_wall.items():
+        print(f"| {part} | {statistics.median(values):.2f} | {percentile(values, 0.99):.2f} |")
     from inference.models import Output
 
     print(f"\nOutputs stored: {Output.objects.count()} (every request, every path)")
