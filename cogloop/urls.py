@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include("inference.urls")),
     path("api/v1/", include("feedback.urls")),
+    path("v1/", include("inference.gateway_urls")),  # the OpenAI-compatible gateway
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script from a URL (?script) instead of inline,
     # and the template's inline style moved to a static file: the page runs under the strict CSP.

@@ -534,6 +534,14 @@ class OutputsApi(AppApi):
             help_text="with `samples`: one `logprobs` object (or null) per sample, in the same order",
         )
         idempotency_key = StrictCharField(required=False, max_length=200)
+        model_version = StrictCharField(
+            required=False,
+            allow_null=True,
+            max_length=100,
+            help_text="the registered model version that made the answer, by name (GET /v1/models "
+            "lists the active one); an inference process serving that version with a trained head "
+            "reads the answer and records its head_confidence",
+        )
 
         def validate_text(self, value):
             return _check_output_size(value)
@@ -578,6 +586,7 @@ class OutputsApi(AppApi):
                 value={
                     "prompt": "Start with 40. Take away 7. What is the result?",
                     "text": "Step 1 [deduction]: 40 - 7 = 33\n</think>\n\nThe answer is 33.",
+                    "model_version": "cogloop_tiny-base",
                 },
             ),
             OpenApiExample(
@@ -626,30 +635,36 @@ class OutputsApi(AppApi):
         description="Score an answer generated elsewhere (vLLM, another host): same parsing, same score, "
         "same capture policy. `samples` stores 2 to 16 answers to one prompt as a sample group, each "
         "scored with its agreement with the others; the response is then the group. `logprobs` (or "
-        "`sample_logprobs`) in OpenAI's shape give each answer's model_confidence.",
+        "`sample_logprobs`) in OpenAI's shape give each answer's model_confidence. `model_version` names "
+        "the registered version that made the answer (an unknown name is a 400); an inference process "
+        "that serves that version with a trained metacognition head reads the answer in one prefill and "
+        "records its head_confidence (a web process, which holds no model, records none).",
     )
     def post(self, request):
         v = _validated_prompt_body(self.ExternalOutputInputSerializer, request)
+        if v.get("model_version") is None:  # null and absent are one request
+            v.pop("model_version", None)
         key, body_hash = idempotency_key_of(request, v), _request_hash(v)
+        version = services.model_version_by_name(name=v["model_version"]) if "model_version" in v else None
         if "samples" in v:
             logprobs = v.get("sample_logprobs") or [None] * len(v["samples"])
-            group = services.output_group_create(
+            group = services.output_external_group_create(
                 app=self.app,
                 prompt=v["prompt"],
                 samples=[
                     services.SampleText(raw_text=text, model_confidence=services.logprob_confidence(lp))
                     for text, lp in zip(v["samples"], logprobs)
                 ],
-                source=Output.Source.EXTERNAL,
+                model_version=version,
                 idempotency_key=key,
                 request_hash=body_hash,
             )
             return _sample_group_response(group)
-        output = services.output_create(
+        output = services.output_external_create(
             app=self.app,
             prompt=v["prompt"],
             raw_text=v["text"],
-            source=Output.Source.EXTERNAL,
+            model_version=version,
             idempotency_key=key,
             request_hash=body_hash,
             model_confidence=services.logprob_confidence(v.get("logprobs")),

@@ -8,9 +8,11 @@ import logging
 import re
 import secrets
 import shutil
+import time
 import uuid
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from inference import hooks, serving
 from inference.engine import loading
 from inference.engine.agreement import agreement_scores, majority_answer, normalise_answer
 from inference.engine.confidence import answer_confidence
+from inference.engine.generation import GenerationParams
 from inference.engine.parser import ParsedOutput, parse_output
 from inference.engine.scoring import ScoreParts, score_output
 from inference.models import ApiKey, ModelVersion, Output, ProductApp
@@ -675,3 +678,355 @@ def output_group_generate(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
     )
+
+
+# -- answers made elsewhere: the serving head reads them -------------------------------------
+
+
+def model_version_by_name(*, name: str) -> ModelVersion:
+    """The registered version called ``name``; a 400 naming the field when there is none."""
+    version = ModelVersion.objects.filter(name=name).first()
+    if version is None:
+        raise ApplicationError(
+            f"no model version named {name!r}",
+            code="validation_error",
+            extra={"fields": {"model_version": [f"no model version named {name!r}"]}},
+        )
+    return version
+
+
+def output_head_read(
+    *, prompt: str, texts: Sequence[str], model_version: ModelVersion | None
+) -> list[dict | None]:
+    """The metacognition head's reading of answers made elsewhere, one per text (None each when
+    it cannot read them).
+
+    The head reads when this process serves ``model_version`` with a trained head (the inference
+    role; a web process holds no model and reads nothing): one padded prefill of prompt + answer
+    over the request's answers, no generation, on a thread of its own (see
+    engine.generation.run_on_own_thread). Only the version that made an answer reads it: the
+    head learned the states of its own model. The reading is advisory, as in generation: a
+    failure leaves the answers without it.
+    """
+    loaded = serving.SLOT.current
+    if (
+        model_version is None
+        or loaded is None
+        or loaded.version_id != model_version.pk
+        or loaded.head is None
+        or not loaded.head.config.trained
+    ):
+        return [None] * len(texts)
+    # Imported here: meta_serving imports torch, which only a process holding a model has loaded.
+    from inference.engine.generation import run_on_own_thread
+    from inference.engine.meta_serving import read_answers
+
+    try:
+        return run_on_own_thread(
+            read_answers,
+            loaded.model,
+            loaded.tokenizer,
+            loaded.head,
+            [prompt] * len(texts),
+            list(texts),
+            max_tokens=getattr(loaded.model.config, "max_position_embeddings", None),
+        )
+    except Exception:
+        log.warning("the head could not read %d external answer(s)", len(texts), exc_info=True)
+        return [None] * len(texts)
+
+
+def output_external_create(
+    *,
+    app: ProductApp,
+    prompt: str,
+    raw_text: str,
+    model_version: ModelVersion | None = None,
+    model_confidence: float | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str = "",
+) -> Output:
+    """Score and store an answer made elsewhere (output_create), read first by the serving head
+    where it can (output_head_read). A replay is answered before the head reads anything, and
+    the read runs outside any transaction, like generation."""
+    if idempotency_key:
+        existing = _single_output_replay(app=app, idempotency_key=idempotency_key, request_hash=request_hash)
+        if existing:
+            return existing
+    (meta,) = output_head_read(prompt=prompt, texts=[raw_text], model_version=model_version)
+    return output_create(
+        app=app,
+        prompt=prompt,
+        raw_text=raw_text,
+        source=Output.Source.EXTERNAL,
+        model_version=model_version,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        meta=meta,
+        model_confidence=model_confidence,
+    )
+
+
+def output_external_group_create(
+    *,
+    app: ProductApp,
+    prompt: str,
+    samples: Sequence[SampleText],
+    model_version: ModelVersion | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str = "",
+) -> SampleGroup:
+    """output_external_create for a sample group: the head reads all of it in one prefill."""
+    if idempotency_key:
+        existing = _sample_group_replay(app=app, idempotency_key=idempotency_key, request_hash=request_hash)
+        if existing:
+            return existing
+    metas = output_head_read(prompt=prompt, texts=[s.raw_text for s in samples], model_version=model_version)
+    return output_group_create(
+        app=app,
+        prompt=prompt,
+        samples=[
+            SampleText(raw_text=s.raw_text, model_confidence=s.model_confidence, meta=meta)
+            for s, meta in zip(samples, metas)
+        ],
+        source=Output.Source.EXTERNAL,
+        model_version=model_version,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+
+
+# -- the OpenAI-compatible gateway (inference.gateway) ---------------------------------------
+
+# The model name that means "whatever version is active", stable across promotions.
+CHAT_MODEL_ALIAS = "cogloop"
+
+
+# The name of the version the slot holds, beside a weak reference to what it holds: checking a
+# request's model against it then costs no query, and a swap (another object) makes it stale
+# without keeping the old model alive.
+_served_name: tuple[weakref.ref, str] | None = None
+
+
+def chat_model_resolve(*, name: str) -> None:
+    """Check that a chat request may name the model ``name``, once this process can answer:
+    the version the slot serves, the registry's active one (they differ during a swap), or
+    CHAT_MODEL_ALIAS. Any other name is a 404 ``model_not_found``; nothing to serve, a 503
+    ``no_model``."""
+    global _served_name
+    loaded = serving.SLOT.current
+    if loaded is not None and loaded.version_id is not None:
+        if name == CHAT_MODEL_ALIAS:
+            return
+        if _served_name is None or _served_name[0]() is not loaded:
+            served = ModelVersion.objects.filter(pk=loaded.version_id).values_list("name", flat=True).first()
+            _served_name = (weakref.ref(loaded), served) if served is not None else None
+        if _served_name is not None and name == _served_name[1]:
+            return
+    active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+    if active is None:
+        raise ApplicationError("no model is being served", code="no_model", status=503)
+    if name not in (active.name, CHAT_MODEL_ALIAS):
+        raise ApplicationError(
+            f"the model {name!r} does not exist: this server answers with {active.name!r} "
+            f"(or {CHAT_MODEL_ALIAS!r}, whichever version is active); GET /v1/models lists it",
+            code="model_not_found",
+            status=404,
+            extra={"param": "model"},
+        )
+    serving._require_model()
+    loaded = serving.SLOT.current
+    if loaded is not None and loaded.version_id == active.pk:
+        _served_name = (weakref.ref(loaded), active.name)
+
+
+@dataclass(frozen=True)
+class _ServedWithLogprobs:
+    text: serving.ServedText
+    token_logprobs: tuple[float, ...] | None  # natural log-probability of each generated token
+
+
+def _generate_with_logprobs(
+    prompt: str, *, n: int, max_new_tokens: int, temperature: float, top_p: float
+) -> list[_ServedWithLogprobs]:
+    """serving.generate (n = 1) or serving.generate_samples (n > 1), through the same batcher,
+    keeping each token's log-probability, which serving's ServedText leaves out. A generation
+    that outlasts GENERATE_TIMEOUT_S is a 503."""
+    serving._require_model()
+    started = time.monotonic()
+    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+    timeout = settings.COGLOOP["GENERATE_TIMEOUT_S"]
+    try:
+        if n > 1:
+            results = serving.batcher().generate_group(prompt, params, n, timeout=timeout)
+        else:
+            results = [serving.batcher().generate(prompt, params, timeout=timeout)]
+    except TimeoutError:
+        raise ApplicationError(
+            f"no answer within {timeout:g} s; the server is busy, retry shortly",
+            code="generation_timeout",
+            status=503,
+        ) from None
+    return [_ServedWithLogprobs(serving._served(r, started), r.generation.token_logprobs) for r in results]
+
+
+@dataclass(frozen=True)
+class ChatChoice:
+    output: Output
+    finish_reason: str  # "stop": the answer ended (EOS or a stop sequence); "length": max_tokens
+    # (token, natural log-probability) of each answer token; None when not asked for or not known
+    logprobs: list[tuple[str, float]] | None = None
+
+
+@dataclass(frozen=True)
+class ChatCompletion:
+    choices: list[ChatChoice]
+    group: SampleGroup | None  # the sample group, when n > 1
+    prompt_tokens: int
+
+    @property
+    def outputs(self) -> list[Output]:
+        return [c.output for c in self.choices]
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to the earliest stop sequence (which is left out), and whether one was met."""
+    cuts = [at for at in (text.find(s) for s in stop if s) if at >= 0]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+def _replayed_completion(first: Output, *, n: int, max_new_tokens: int) -> ChatCompletion:
+    """A completion an idempotency key already made, as it was stored (token log-probabilities
+    are not stored: a replay has none)."""
+    group = _sample_group_of(first) if first.sample_group is not None else None
+    outputs = group.outputs if group else [first]
+    return ChatCompletion(
+        choices=[
+            ChatChoice(o, "length" if (o.completion_tokens or 0) >= max_new_tokens else "stop")
+            for o in outputs
+        ],
+        group=group,
+        prompt_tokens=first.prompt_tokens or 0,
+    )
+
+
+def chat_completion_create(
+    *,
+    app: ProductApp,
+    prompt: str,
+    n: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    stop: Sequence[str] = (),
+    logprobs: bool = False,
+    idempotency_key: str | None = None,
+    request_hash: str = "",
+) -> ChatCompletion:
+    """Generate ``n`` answers for the gateway and store them as /api/v1/generate does: one
+    scored Output (output_create), or a sample group of them (output_group_create) for n > 1.
+
+    The built-in batcher cannot stop at a stop sequence: the answer is generated to its end
+    (EOS or max_new_tokens) and cut at the earliest stop sequence, and what the client is
+    given is what is stored and scored. A cut answer's token count, model confidence and
+    head reading are those of the part kept. Generation runs outside any transaction.
+    """
+    if idempotency_key:
+        first = Output.objects.filter(app=app, idempotency_key=idempotency_key).first()
+        if first is not None:
+            # the same refusals as /api/v1/generate: another request, or a single for a group
+            if n > 1:
+                _sample_group_replay(app=app, idempotency_key=idempotency_key, request_hash=request_hash)
+            else:
+                _single_output_replay(app=app, idempotency_key=idempotency_key, request_hash=request_hash)
+            return _replayed_completion(first, n=n, max_new_tokens=max_new_tokens)
+    served = _generate_with_logprobs(
+        prompt, n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p
+    )
+    version = _served_version(served[0].text.version_id)
+    loaded = serving.SLOT.current
+    tokenizer = loaded.tokenizer if loaded is not None else None
+    samples, finish, token_logprobs, cut_rows = [], [], [], []
+    for i, s in enumerate(served):
+        text, stopped = cut_at_stop(s.text.text, stop)
+        pieces = (
+            _token_pieces(tokenizer, text, generated=s.token_logprobs, cut=stopped)
+            if logprobs or stopped
+            else None
+        )
+        completion_tokens = len(pieces) if stopped and pieces is not None else s.text.completion_tokens
+        confidence = s.text.model_confidence
+        if stopped:
+            cut_rows.append(i)
+            confidence = (
+                answer_confidence([t for t, _ in pieces], [lp for _, lp in pieces]) if pieces else None
+            )
+        finish.append("stop" if stopped or s.text.completion_tokens < max_new_tokens else "length")
+        token_logprobs.append(pieces if logprobs else None)
+        samples.append(
+            SampleText(
+                raw_text=text,
+                model_confidence=confidence,
+                meta=s.text.meta,
+                latency_ms=s.text.latency_ms,
+                prompt_tokens=s.text.prompt_tokens,
+                completion_tokens=completion_tokens,
+            )
+        )
+    if cut_rows:  # the head's reading was of the whole answer: it reads the part kept instead
+        reread = output_head_read(
+            prompt=prompt, texts=[samples[i].raw_text for i in cut_rows], model_version=version
+        )
+        for i, meta in zip(cut_rows, reread):
+            samples[i] = replace(samples[i], meta=meta)
+    group = None
+    if n > 1:
+        group = output_group_create(
+            app=app,
+            prompt=prompt,
+            samples=samples,
+            model_version=version,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+        outputs = group.outputs
+    else:
+        only = samples[0]
+        outputs = [
+            output_create(
+                app=app,
+                prompt=prompt,
+                raw_text=only.raw_text,
+                model_version=version,
+                latency_ms=only.latency_ms,
+                prompt_tokens=only.prompt_tokens,
+                completion_tokens=only.completion_tokens,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                meta=only.meta,
+                model_confidence=only.model_confidence,
+            )
+        ]
+    return ChatCompletion(
+        choices=[ChatChoice(o, f, lp) for o, f, lp in zip(outputs, finish, token_logprobs)],
+        group=group,
+        prompt_tokens=served[0].text.prompt_tokens,
+    )
+
+
+def _token_pieces(
+    tokenizer, text: str, *, generated: Sequence[float] | None, cut: bool
+) -> list[tuple[str, float]] | None:
+    """(token, log-probability) for each token of an answer, or None when they cannot be told.
+
+    Generation keeps each token's log-probability but not the token: the text is encoded again,
+    and the pairs hold only when that gives as many tokens as were generated (a tokenizer need
+    not encode its own output back to the same tokens). A ``cut`` answer's tokens are those
+    of the kept text, paired with the first log-probabilities.
+    """
+    if tokenizer is None or generated is None:
+        return None
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) > len(generated) or (not cut and len(ids) != len(generated)):
+        return None
+    return [(tokenizer.decode([i]), lp) for i, lp in zip(ids, generated)]

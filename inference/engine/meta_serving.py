@@ -8,6 +8,9 @@ Serving takes those states from generation itself (`annotate_generations` with t
 text does not re-encode to the tokens generation fed (a tokenizer that does not round-trip
 its own output), or that comes without states, gets one padded forward over prompt +
 completion instead (`annotate_batch`, which reads any prompt + completion pair).
+
+Answers made elsewhere (vLLM, another host) are read the same way with `read_answers`: one
+padded prefill of prompt + answer for a request's answers, no generation.
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ from dataclasses import dataclass
 import torch
 
 from .chat import prompt_text
-from .generation import Generation, GenerationParams, TokenStates, generate_batch, generate_batch_with_states
+from .generation import (
+    Generation,
+    GenerationParams,
+    TokenStates,
+    _decoder_of,
+    generate_batch,
+    generate_batch_with_states,
+)
 from .metahead import MetaHead, predict_batch, step_end_positions
 from .parser import parse_output
 
@@ -98,11 +108,39 @@ def _annotate_rows(model, tokenizer, head: MetaHead, rows: list[_Row]) -> list[d
         ids[i, : len(r.input_ids)] = torch.tensor(r.input_ids)
         mask[i, : len(r.input_ids)] = 1
     device = next(model.parameters()).device
-    # logits for the last position only: the head reads hidden states, not the vocabulary
-    hidden = model(
-        input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True, logits_to_keep=1
-    ).hidden_states[-1]
+    ids, mask = ids.to(device), mask.to(device)
+    decoder = _decoder_of(model)
+    if decoder is not None:
+        # The decoder's output is the last layer's normed states, the ones hidden_states[-1]
+        # gives, without keeping every layer's states (at R1's 28 layers and a long answer,
+        # gigabytes) and without the vocabulary projection.
+        hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    else:
+        hidden = model(
+            input_ids=ids, attention_mask=mask, output_hidden_states=True, logits_to_keep=1
+        ).hidden_states[-1]
     return _read(head, rows, list(hidden))
+
+
+@torch.inference_mode()
+def read_answers(
+    model,
+    tokenizer,
+    head: MetaHead,
+    prompts: list[str],
+    completions: list[str],
+    *,
+    max_tokens: int | None = None,
+) -> list[dict | None]:
+    """`annotate_batch` for answers the model did not generate: one padded prefill of prompt +
+    answer for all of them, no generation. A row longer than ``max_tokens`` (the model's
+    context) gets None: states past the positions the model was trained on mean nothing."""
+    rows = _rows(tokenizer, prompts, completions)
+    fit = [i for i, row in enumerate(rows) if max_tokens is None or len(row.input_ids) <= max_tokens]
+    results: list[dict | None] = [None] * len(rows)
+    for i, result in zip(fit, _annotate_rows(model, tokenizer, head, [rows[i] for i in fit])):
+        results[i] = result
+    return results
 
 
 @torch.inference_mode()

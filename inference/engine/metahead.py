@@ -19,8 +19,11 @@ parameters costs nothing to keep at full precision, while bf16 rounding of its s
 make confidences jumpy from one request to the next.
 
 Artifacts: `save_head` writes ``meta_head.safetensors`` and ``meta_head.json`` (the config,
-including `trained`) beside the model's weights; `load_head` reads only safetensors and refuses
-pickle files.
+including `trained`) in a ``cogloop/`` folder of the model directory, not beside the weights: a
+loader that takes every top-level ``*.safetensors`` of a Hugging Face directory as the model's
+weights (vLLM does) would otherwise read the head's tensors as weights of the model. `load_head`
+reads that folder, and the directory itself for versions saved before the head moved; it reads
+only safetensors and refuses pickle files in either place.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from inference.engine.parser import STRATEGIES
 
 HEAD_WEIGHTS_NAME = "meta_head.safetensors"
 HEAD_CONFIG_NAME = "meta_head.json"
+# The head's folder inside a model directory (see the module's docstring for why not its top).
+HEAD_DIR_NAME = "cogloop"
 HEAD_DTYPE = torch.float32
 # Targets with this value (a step whose strategy the parser could not name) add no strategy loss.
 IGNORE_STRATEGY = -100
@@ -156,31 +161,42 @@ def count_parameters(head: nn.Module) -> int:
     return sum(p.numel() for p in head.parameters())
 
 
-def save_head(head: MetaHead, directory: str | Path) -> None:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+def save_head(head: MetaHead, directory: str | Path) -> Path:
+    """Write the head into ``<directory>/cogloop/``; returns that folder."""
+    target = Path(directory) / HEAD_DIR_NAME
+    target.mkdir(parents=True, exist_ok=True)
     # contiguous CPU copies: safetensors refuses shared or strided storage.
     tensors = {k: v.detach().to("cpu", HEAD_DTYPE).contiguous() for k, v in head.state_dict().items()}
-    save_file(tensors, str(directory / HEAD_WEIGHTS_NAME), metadata={"format": "pt"})
-    (directory / HEAD_CONFIG_NAME).write_text(json.dumps(head.config.to_json(), indent=2) + "\n")
+    save_file(tensors, str(target / HEAD_WEIGHTS_NAME), metadata={"format": "pt"})
+    (target / HEAD_CONFIG_NAME).write_text(json.dumps(head.config.to_json(), indent=2) + "\n")
+    return target
 
 
 def load_head(directory: str | Path, *, device: str | torch.device = "cpu") -> MetaHead | None:
-    """The head saved in `directory`, in float32, or None when the directory holds no head.
+    """The head saved in model directory `directory`, in float32, or None when it holds no head.
 
-    Only ``meta_head.safetensors`` is read; a pickled head (``meta_head.bin``, ``.pt``, ...) is
-    refused with `HeadArtifactError` (a ValueError), as is a head whose weights or config is missing.
+    Read from ``cogloop/`` inside it, else (a version saved before the head moved there) from
+    the directory itself. Only ``meta_head.safetensors`` is read; a pickled head
+    (``meta_head.bin``, ``.pt``, ...) in either place is refused with `HeadArtifactError` (a
+    ValueError), as is a head whose weights or config is missing.
     """
     directory = Path(directory)
-    weights = directory / HEAD_WEIGHTS_NAME
-    config_path = directory / HEAD_CONFIG_NAME
-    pickles = sorted(p.name for p in directory.glob("meta_head.*") if p.suffix in PICKLE_SUFFIXES)
-    if pickles:
-        raise HeadArtifactError(f"metacognition head must be safetensors; refusing {pickles}")
-    if not weights.exists() and not config_path.exists():
-        return None
-    if not weights.exists() or not config_path.exists():
-        raise HeadArtifactError(f"incomplete metacognition head in {directory}: need both files")
+    places = (directory / HEAD_DIR_NAME, directory)
+    for place in places:
+        pickles = sorted(p.name for p in place.glob("meta_head.*") if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise HeadArtifactError(f"metacognition head must be safetensors; refusing {pickles} in {place}")
+    for place in places:
+        weights, config_path = place / HEAD_WEIGHTS_NAME, place / HEAD_CONFIG_NAME
+        if not weights.exists() and not config_path.exists():
+            continue
+        if not weights.exists() or not config_path.exists():
+            raise HeadArtifactError(f"incomplete metacognition head in {place}: need both files")
+        return _read_head(weights, config_path).to(device)
+    return None
+
+
+def _read_head(weights: Path, config_path: Path) -> MetaHead:
     config = MetaHeadConfig.from_json(json.loads(config_path.read_text()))
     head = MetaHead(config)
     state = load_file(str(weights), device="cpu")
@@ -188,9 +204,9 @@ def load_head(directory: str | Path, *, device: str | torch.device = "cpu") -> M
         head.load_state_dict({k: _keep_float32(v) for k, v in state.items()}, strict=True)
     except RuntimeError as exc:
         raise HeadArtifactError(
-            f"metacognition head in {directory} does not match its config: {exc}"
+            f"metacognition head in {weights.parent} does not match its config: {exc}"
         ) from exc
-    return head.to(device)
+    return head
 
 
 def step_end_positions(

@@ -156,3 +156,34 @@ def test_generate_and_read_reads_with_the_head_and_keeps_answers_when_the_head_f
         generate_and_read(model, tokenizer, wrong, prompts, params)
     kept, advisory = generate_and_read(model, tokenizer, wrong, prompts, params, advisory=True)
     assert [g.text for g in kept] == [g.text for g in plain] and advisory == [None, None, None]
+
+
+def test_answers_made_elsewhere_are_read_by_one_prefill_as_the_full_forward_reads_them(tiny, head):
+    from inference.engine.meta_serving import read_answers
+
+    model, tokenizer = tiny
+    problems = workload.problems(4, seed=17, split="train")
+    prompts = [p.prompt for p in problems]
+    completions = [p.response_text() for p in problems]
+    read = read_answers(model, tokenizer, head, prompts, completions)
+    # the decoder's own output is the last layer's normed states: what every layer's states end with
+    get_decoder = model.get_decoder
+    model.get_decoder = lambda: model
+    try:
+        all_layers = annotate_batch(model, tokenizer, head, prompts, completions)
+    finally:
+        model.get_decoder = get_decoder
+    assert_metas_close(read, all_layers)
+    assert all(r["confidence"] is not None and r["strategies"] for r in read)
+
+
+def test_an_answer_longer_than_the_context_is_not_read(tiny, head):
+    from inference.engine.meta_serving import read_answers
+
+    model, tokenizer = tiny
+    prompt = workload.problems(1, seed=3, split="train")[0].prompt
+    short, long = "1 + 1 = 2\n</think>\n\nThe answer is 2.", "1 + 1 = 2\n" * 40 + "</think>\n\n2"
+    limit = len(tokenizer(prompt + short)["input_ids"]) + 40
+    got = read_answers(model, tokenizer, head, [prompt, prompt], [short, long], max_tokens=limit)
+    assert got[0] is not None and got[1] is None
+    assert_metas_close([got[0]], read_answers(model, tokenizer, head, [prompt], [short]))

@@ -84,9 +84,11 @@ def test_head_refuses_to_be_cast_down_also_inside_a_bf16_model():
 
 def test_save_load_round_trip_gives_identical_outputs(tmp_path):
     head = make_head(trained=True)
-    save_head(head, tmp_path)
-    assert (tmp_path / "meta_head.safetensors").exists()
-    assert (tmp_path / "meta_head.json").exists()
+    assert save_head(head, tmp_path) == tmp_path / "cogloop"
+    assert (tmp_path / "cogloop" / "meta_head.safetensors").exists()
+    assert (tmp_path / "cogloop" / "meta_head.json").exists()
+    # a loader that takes every top-level *.safetensors as the model's weights (vLLM) sees none
+    assert not list(tmp_path.glob("*.safetensors"))
 
     loaded = load_head(tmp_path)
     assert loaded is not None
@@ -99,6 +101,17 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path):
     a, b = head(step_states, answer_state), loaded(step_states, answer_state)
     assert torch.equal(a["strategy_logits"], b["strategy_logits"])
     assert torch.equal(a["confidence_logit"], b["confidence_logit"])
+
+
+def test_a_head_saved_beside_the_weights_before_the_move_still_loads(tmp_path):
+    head = make_head(trained=True)
+    save_head(head, tmp_path / "new")
+    for name in ("meta_head.safetensors", "meta_head.json"):  # where older versions hold it
+        (tmp_path / "new" / "cogloop" / name).rename(tmp_path / name)
+    loaded = load_head(tmp_path)
+    assert loaded is not None and loaded.config == head.config
+    for key, value in head.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
 
 
 def test_load_of_a_directory_without_a_head_returns_none(tmp_path):
@@ -117,14 +130,22 @@ def test_pickled_head_is_refused(tmp_path):
 def test_pickle_beside_safetensors_is_refused(tmp_path):
     head = make_head()
     save_head(head, tmp_path)
-    torch.save(head.state_dict(), tmp_path / "meta_head.pt")
+    torch.save(head.state_dict(), tmp_path / "cogloop" / "meta_head.pt")
+    with pytest.raises(HeadArtifactError):
+        load_head(tmp_path)
+
+
+def test_pickle_at_the_old_place_is_refused_beside_a_head_at_the_new(tmp_path):
+    head = make_head()
+    save_head(head, tmp_path)
+    torch.save(head.state_dict(), tmp_path / "meta_head.bin")
     with pytest.raises(HeadArtifactError):
         load_head(tmp_path)
 
 
 def test_head_with_weights_but_no_config_is_refused(tmp_path):
     save_head(make_head(), tmp_path)
-    (tmp_path / "meta_head.json").unlink()
+    (tmp_path / "cogloop" / "meta_head.json").unlink()
     with pytest.raises(ValueError, match="incomplete"):
         load_head(tmp_path)
 
