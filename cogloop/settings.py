@@ -289,6 +289,8 @@ COGLOOP = {
     "CAPTURE_AUDIT_SHARE": env.float("CAPTURE_AUDIT_SHARE", default=0.02),
     "GATE_MIN_GAIN": env.float("GATE_MIN_GAIN", default=0.02),
     "DATASET_MAX_GROWTH": env.float("DATASET_MAX_GROWTH", default=0.10),
+    # Prompts whose answers the head learns to judge after each training run (retrain.trainer.verifier).
+    "VERIFIER_PROMPTS": env.int("VERIFIER_PROMPTS", default=200),
     # Share of approved corrections held out into their app's golden eval set (never trained on).
     "GOLDEN_SHARE": env.float("GOLDEN_SHARE", default=0.1),
     # Dynamic batching (inference/engine/batcher.py).

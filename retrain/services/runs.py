@@ -315,6 +315,7 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
     """Fine-tune, merge, and register the candidate (copied into the store with its manifest)."""
     # Torch and peft load only in the process that trains.
     from retrain.trainer.train import finetune
+    from retrain.trainer.verifier import VerifierConfig, fit_verifier_dir, verdict_items
 
     _update(run, stage=TrainingRun.Stage.TRAINING)
     train_config = TrainConfig(**run.config)
@@ -343,7 +344,14 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
         config=train_config,
         on_progress=on_progress,
     )
-    _update(run, stage=TrainingRun.Stage.COMPRESS)
+    # The head's confidence learns what "right" means on this model's own answers (verdicts
+    # against the corrections and the checked replay), before the candidate is measured.
+    verifier = fit_verifier_dir(
+        work / "merged",
+        verdict_items(samples + replay, limit=settings.COGLOOP["VERIFIER_PROMPTS"], seed=train_config.seed),
+        VerifierConfig(samples=2, seed=train_config.seed),
+    )
+    _update(run, stage=TrainingRun.Stage.COMPRESS, progress={**(run.progress or {}), "verifier": verifier})
     style_file = base_dir / chat.STYLE_FILE
     if style_file.is_file():  # the candidate writes as its base does
         shutil.copyfile(style_file, work / "merged" / chat.STYLE_FILE)
@@ -363,7 +371,8 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
                 **{k: summary[k] for k in ("train_loss", "steps", "seconds", "samples")},
                 "reflection_samples": len(samples),
                 "replay_samples": len(replay),
-            }
+            },
+            "verifier": verifier,
         },
         parent=base,
     )

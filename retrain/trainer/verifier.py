@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from inference.engine.agreement import normalise_answer
+from inference.engine.agreement import final_number, normalise_answer
 from inference.engine.generation import GenerationParams, generate_batch
 from inference.engine.meta_serving import _rows
 from inference.engine.metahead import MetaHead, step_end_positions
@@ -224,3 +224,31 @@ def fit_verifier(
         "held_ece": ece(held_scores, held_labels),
         "final_loss": round(float(loss.detach()), 4),
     }
+
+
+def verdict_items(rows: list[dict], *, limit: int, seed: int) -> list[dict]:
+    """Prompts with a verified reference answer from trainer rows: a reflection row's corrected
+    response (reviewer-verified) and a replay row's served answer (checked consistent). At most
+    ``limit``, a seeded draw; rows whose response states no final answer are left out."""
+    items = []
+    for row in rows:
+        answer = parse_output(row["chosen"]).answer
+        if answer and final_number(answer) is not None:  # a reference is a number
+            items.append({"prompt": row["prompt"], "answer": normalise_answer(answer)})
+    unique = list({item["prompt"]: item for item in items}.values())
+    random.Random(seed).shuffle(unique)
+    return unique[:limit]
+
+
+def fit_verifier_dir(model_dir, items: list[dict], config: VerifierConfig | None = None) -> dict:
+    """`fit_verifier` on the model saved in ``model_dir`` and its head (a fresh one when it has
+    none), then save the head back beside it. Returns what was measured."""
+    from inference.engine import loading
+    from inference.engine.metahead import MetaHeadConfig, load_head, save_head
+
+    model, tokenizer = loading.load_model(model_dir)
+    head = load_head(model_dir) or MetaHead(MetaHeadConfig.for_hidden(model.config.hidden_size))
+    summary = fit_verifier(model, tokenizer, head, items, config)
+    if summary.get("trained"):
+        save_head(head, model_dir)
+    return summary
