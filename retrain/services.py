@@ -502,7 +502,15 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
         config=train_config,
         on_progress=on_progress,
     )
-    _update(run, stage=TrainingRun.Stage.COMPRESS)
+    # Every attempt the trainer made (seed, epochs, per-epoch validation, why it stopped) and
+    # the one it chose; "attempts" in progress already counts the workers' tries.
+    training_attempts = {
+        "training_attempts": [
+            {k: v for k, v in a.items() if k not in ("loss_history", "weights")} for a in summary["attempts"]
+        ],
+        "chosen_attempt": summary["chosen_attempt"],
+    }
+    _update(run, stage=TrainingRun.Stage.COMPRESS, progress={**(run.progress or {}), **training_attempts})
     name = f"{base.name.removesuffix('-base')}-{run.period.lower()}-r{run.pk}"
     existing = ModelVersion.objects.filter(name=name).first()
     if existing:  # registered by an attempt that died before recording it on the run
@@ -517,6 +525,7 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
                 **{k: summary[k] for k in ("train_loss", "steps", "seconds", "samples")},
                 "reflection_samples": len(samples),
                 "replay_samples": len(replay),
+                **training_attempts,
             }
         },
         parent=base,
