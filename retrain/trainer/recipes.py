@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from .config import ALL_LINEAR, TrainConfig
@@ -24,7 +26,8 @@ def apply_recipe(model: nn.Module, config: TrainConfig) -> nn.Module:
             task_type="CAUSAL_LM",
         )
     else:  # layered: the seed's recipe
-        n = min(config.layered_layers, model.config.num_hidden_layers)
+        model_config: Any = model.config  # a transformers config; nn.Module does not declare it
+        n = min(config.layered_layers, model_config.num_hidden_layers)
         lora = LoraConfig(
             r=config.lora_r,
             lora_alpha=config.lora_alpha,
@@ -34,4 +37,4 @@ def apply_recipe(model: nn.Module, config: TrainConfig) -> nn.Module:
             modules_to_save=["lm_head"],
             task_type="CAUSAL_LM",
         )
-    return get_peft_model(model, lora)  # type: ignore[arg-type]
+    return get_peft_model(model, lora)

@@ -288,7 +288,7 @@ def finetune(
         safetensors.torch.load_file(str(work_dir / record["weights"])), source=record["weights"]
     )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    lm = model.lm
+    lm: Any = model.lm
     if hasattr(lm, "merge_and_unload"):
         lm = lm.merge_and_unload()
     lm.eval()

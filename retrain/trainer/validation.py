@@ -262,7 +262,8 @@ class ValidationCallback(TrainerCallback):
         return measure(self.checks, passed, epoch=epoch)
 
     def _record(self, state: TrainerState, entry: dict[str, Any]) -> None:
-        state.log_history.append({VALIDATION_KEY: entry, "step": state.global_step})
+        record: dict[str, Any] = {VALIDATION_KEY: entry, "step": state.global_step}
+        state.log_history.append(record)
         if self.on_entry:
             self.on_entry(entry)
 
