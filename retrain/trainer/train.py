@@ -3,8 +3,9 @@
 Attempts. Attempt k trains from the base model with seed ``seed + k`` and its own learning
 rate: the previous attempt's, times ``retry_lr_factor`` when that attempt's best epoch had
 damaged the held-out replay answers. Attempts stop at the first one that converged (its best
-epoch fixed every error group with replay intact) or after ``max_attempts``; the converged
-attempt, else the best by the validation signal (validation.rank), is merged and saved.
+epoch fixed every error group with replay intact), after a retry that did not beat the
+attempts before it, or after ``max_attempts``; the converged attempt, else the best by the
+validation signal (validation.rank), is merged and saved.
 
 Work directory and resume. ``work_dir/attempt-<k>/`` holds attempt k's checkpoints (one per
 epoch, the newest kept; each carries the attempt's validation history in its trainer state)
@@ -219,6 +220,17 @@ def _run_attempt(
     return record
 
 
+def _worth_another(attempts: list[dict[str, Any]]) -> bool:
+    """Whether to start another attempt: none converged yet, and the last retry (if any) beat
+    the attempts before it. A retry that did not shows the shortfall is the data's (an error
+    group this model does not learn from these corrections), not the draw's."""
+    if any(a["converged"] for a in attempts):
+        return False
+    if len(attempts) < 2:
+        return True
+    return validation.rank(attempts[-1]["best"]) > max(validation.rank(a["best"]) for a in attempts[:-1])
+
+
 def _choose(attempts: list[dict[str, Any]]) -> tuple[int, str]:
     converged = [a for a in attempts if a["converged"]]
     if converged:
@@ -252,7 +264,7 @@ def finetune(
     resumed_from = None
     started = time.monotonic()
     max_attempts = config.max_attempts if split.checks else 1
-    while len(attempts) < max_attempts and not any(a["converged"] for a in attempts):
+    while len(attempts) < max_attempts and _worth_another(attempts):
         index = len(attempts)
         seed, lr = _attempt_settings(config, attempts)
         record = _run_attempt(
