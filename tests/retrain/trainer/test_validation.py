@@ -111,3 +111,17 @@ def test_plateau_and_max_epochs_stop_and_the_best_epoch_keeps_replay():
     assert validation.stop_reason(entries, config) == "plateau"
     rising = _judged([_entry(0, 0.0, 0.9)] + [_entry(e, e / 10, 0.9) for e in range(1, 7)], config)
     assert validation.stop_reason(rising, config) == "max_epochs"
+
+
+def test_retries_go_on_only_while_they_beat_the_attempts_before_them():
+    from retrain.trainer.train import _worth_another
+
+    def attempt(corrections, replay_ok=True, converged=False):
+        best = {"corrections": {"accuracy": corrections}, "replay": {"accuracy": 1.0}, "replay_ok": replay_ok}
+        return {"best": best, "converged": converged}
+
+    assert _worth_another([])
+    assert _worth_another([attempt(0.7)]), "one retry is always tried"
+    assert not _worth_another([attempt(0.7, converged=True)])
+    assert _worth_another([attempt(0.9, replay_ok=False), attempt(0.7)]), "keeping replay beats fixing more"
+    assert not _worth_another([attempt(0.73), attempt(0.73)]), "no better: the data's limit, not the draw's"
