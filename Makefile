@@ -32,9 +32,12 @@ services:
 
 # Everything, the browser tests (Chromium) and the deploy test (docker/compose.yaml's commands
 # as local processes on a private Redis at port 6391) included.
+# The engine's and the trainer's tests run first as plain Python (no Django, no database).
+PLAIN_TESTS := tests/inference/engine tests/retrain/trainer tests/retrain/test_gate.py
 test: setup system lint
+	$(PY) -m pytest -p no:django $(ARGS) $(PLAIN_TESTS)
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) COGLOOP_VAR_DIR=var/test COGLOOP_EVAL_SIZE=150 \
-		$(PY) -m pytest $(ARGS)
+		$(PY) -m pytest $(ARGS) $(addprefix --ignore=,$(PLAIN_TESTS))
 
 # Long-running processes of the embedded mode (the demo starts its own worker).
 worker: setup
@@ -51,6 +54,7 @@ serve: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # Benchmarks print markdown tables; results and their context live in docs/benchmarks.md.
 bench: setup services

@@ -351,7 +351,19 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
         verdict_items(samples + replay, limit=settings.COGLOOP["VERIFIER_PROMPTS"], seed=train_config.seed),
         VerifierConfig(samples=2, seed=train_config.seed),
     )
-    _update(run, stage=TrainingRun.Stage.COMPRESS, progress={**(run.progress or {}), "verifier": verifier})
+    # Every attempt the trainer made (seed, epochs, per-epoch validation, why it stopped) and
+    # the one it chose; "attempts" in progress already counts the workers' tries.
+    training_attempts = {
+        "training_attempts": [
+            {k: v for k, v in a.items() if k not in ("loss_history", "weights")} for a in summary["attempts"]
+        ],
+        "chosen_attempt": summary["chosen_attempt"],
+    }
+    _update(
+        run,
+        stage=TrainingRun.Stage.COMPRESS,
+        progress={**(run.progress or {}), **training_attempts, "verifier": verifier},
+    )
     style_file = base_dir / chat.STYLE_FILE
     if style_file.is_file():  # the candidate writes as its base does
         shutil.copyfile(style_file, work / "merged" / chat.STYLE_FILE)
@@ -371,6 +383,7 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
                 **{k: summary[k] for k in ("train_loss", "steps", "seconds", "samples")},
                 "reflection_samples": len(samples),
                 "replay_samples": len(replay),
+                **training_attempts,
             },
             "verifier": verifier,
         },

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 RECIPES = ("layered", "lora-all", "full")
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -20,14 +21,43 @@ class TrainConfig:
     alpha/beta/gamma  weights of L = alpha*L_ce + beta*L_meta + gamma*L_cons. L_meta trains the
                   metacognition head (step strategies, answer confidence); with beta 0 or no
                   labelled steps its term is absent (reported, not faked).
+
+    Validation (validation.py): ``validation_share`` of the corrections' prompts (at least
+    ``validation_min``, stratified by the error group they correct) and
+    ``replay_validation_share`` of the replay prompts are held out of training. After each
+    epoch the model answers them greedily. An attempt stops when every error group is fixed
+    (accuracy >= ``fixed_threshold``) while the held-out replay answers stay right (accuracy
+    at most ``replay_tolerance`` below the model's before training), when the signal has not
+    improved for ``patience`` epochs, or at ``max_epochs``; it keeps its best epoch's weights.
+    An attempt that did not converge is retried (next seed; ``retry_lr_factor`` times the
+    learning rate when it damaged the replay answers) up to ``max_attempts``. With fewer than
+    ``2 * validation_min`` corrections, or ``validation_share`` 0, there is no validation: one
+    attempt of ``epochs`` epochs, its last weights kept.
     """
 
     recipe: str = "lora-all"
     alpha: float = 0.7
     beta: float = 0.25
     gamma: float = 0.05
+    # Epochs of a run without validation (too few corrections to hold any out).
     epochs: float = 8.0
     max_steps: int = -1
+    validation_share: float = 0.15
+    validation_min: int = 8
+    replay_validation_share: float = 0.15
+    # A group's accuracy counts as fixed from here (0.95: the gate's "blind spot fixed" is an
+    # error rate under 5 %).
+    fixed_threshold: float = 0.95
+    # The gate rejects a slice losing more than 5 points; replay may lose at most this much.
+    replay_tolerance: float = 0.05
+    # Groups with fewer held-out prompts than this count in the overall accuracy only.
+    validation_group_min: int = 4
+    min_epochs: int = 2
+    max_epochs: int = 12
+    patience: int = 3
+    max_attempts: int = 3
+    retry_lr_factor: float = 0.5
+    validation_max_new_tokens: int = 96
     learning_rate: float = 1e-3
     # The head starts from random weights beside a pretrained model: at the model's rate its
     # confidence barely separates right from wrong answers within a run (measured: 0.48 vs
@@ -55,7 +85,7 @@ class TrainConfig:
     layered_layers: int = 3
     seed: int = 7
     max_length: int = 256
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.recipe not in RECIPES:
@@ -76,14 +106,24 @@ class TrainConfig:
             )
         if self.head_learning_rate <= 0:
             raise TrainConfigError("head_learning_rate must be positive")
+        if not (0 <= self.validation_share < 0.5 and 0 <= self.replay_validation_share < 0.5):
+            raise TrainConfigError("validation_share and replay_validation_share must lie in [0, 0.5)")
+        if not (0 < self.fixed_threshold <= 1 and 0 <= self.replay_tolerance <= 1):
+            raise TrainConfigError("fixed_threshold must lie in (0, 1] and replay_tolerance in [0, 1]")
+        if self.validation_min < 1 or self.validation_group_min < 1 or self.patience < 1:
+            raise TrainConfigError("validation_min, validation_group_min and patience must be positive")
+        if not 1 <= self.min_epochs <= self.max_epochs:
+            raise TrainConfigError("epochs must satisfy 1 <= min_epochs <= max_epochs")
+        if self.max_attempts < 1 or not 0 < self.retry_lr_factor <= 1:
+            raise TrainConfigError("max_attempts must be positive and retry_lr_factor lie in (0, 1]")
         if self.learning_rate <= 0 or self.batch_size < 1 or (self.epochs <= 0 and self.max_steps <= 0):
             raise TrainConfigError("learning_rate, batch_size and epochs/max_steps must be positive")
 
     def warnings(self) -> list[str]:
-        out = []
+        out: list[str] = []
         if self.beta > 0.3:
             out.append(f"beta {self.beta} > 0.3 trades base language ability for the meta loss")
         return out
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)

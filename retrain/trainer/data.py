@@ -14,6 +14,9 @@ token, found with the same functions the serving path uses (meta_serving).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import torch
 
 from inference.engine.chat import encode_pair, prompt_text
@@ -22,7 +25,9 @@ from inference.engine.metahead import IGNORE_STRATEGY, step_end_positions
 from inference.engine.parser import STRATEGIES, parse_output
 
 
-def meta_targets(tokenizer, prompt: str, response: str, prompt_len: int, limit: int) -> dict | None:
+def meta_targets(
+    tokenizer: Any, prompt: str, response: str, prompt_len: int, limit: int
+) -> dict[str, Any] | None:
     """Step-end token positions (in prompt + response ids), strategy indices and the answer position.
 
     None when the response's tokens cannot be placed (offsets disagree with the ids the
@@ -45,12 +50,12 @@ def meta_targets(tokenizer, prompt: str, response: str, prompt_len: int, limit: 
 
 
 class PairDataset(torch.utils.data.Dataset):
-    def __init__(self, tokenizer, samples: list[dict], max_length: int):
-        self.rows = []
+    def __init__(self, tokenizer: Any, samples: list[dict[str, Any]], max_length: int):
+        self.rows: list[dict[str, Any]] = []
         half = max_length // 2
         for s in samples:
             p, c = encode_pair(tokenizer, s["prompt"], s["chosen"])
-            row = {
+            row: dict[str, Any] = {
                 "prompt": p[-half:],
                 "chosen": c[:half],
                 "kind": "reflection" if s.get("rejected") else "replay",
@@ -76,14 +81,16 @@ class PairDataset(torch.utils.data.Dataset):
     def meta_rows(self) -> int:
         return sum(r.get("meta") is not None for r in self.rows)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> dict[str, Any]:
         return self.rows[i]
 
 
-def _pad(seqs, pad_id, prompt_lens=None):
+def _pad(
+    seqs: list[list[int]], pad_id: int, prompt_lens: list[int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -96,7 +103,7 @@ def _pad(seqs, pad_id, prompt_lens=None):
     return ids, mask, labels
 
 
-class CurriculumSampler(torch.utils.data.Sampler):
+class CurriculumSampler(torch.utils.data.Sampler[int]):
     """Epochs of constant length whose share of reflection rows rises from ``start`` to ``end``.
 
     Early epochs lean on replay rows (answers the model already gets right), later ones on
@@ -123,15 +130,15 @@ class CurriculumSampler(torch.utils.data.Sampler):
     def __len__(self) -> int:
         return len(self.reflection) + len(self.replay)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
         n = len(self)
         k = round(self.share(self.epoch) * n)
 
-        def draw(pool, count):
+        def draw(pool: list[int], count: int) -> list[int]:
             if not pool or count <= 0:
                 return []
-            out = []
+            out: list[int] = []
             while len(out) < count:
                 out += [pool[i] for i in torch.randperm(len(pool), generator=g).tolist()]
             return out[:count]
@@ -144,7 +151,7 @@ class PairCollator:
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
 
-    def __call__(self, rows):
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         plens = [len(r["prompt"]) for r in rows]
         ids, mask, labels = _pad([r["prompt"] + r["chosen"] for r in rows], self.pad_id, plens)
         batch = {

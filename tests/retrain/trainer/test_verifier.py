@@ -9,7 +9,7 @@ from inference.engine import loading, workload
 from inference.engine.metahead import MetaHead, MetaHeadConfig, load_head
 from retrain.trainer.verifier import VerifierConfig, auroc, ece, fit_verifier_dir, is_right, verdict_items
 
-TINY = Path(__file__).resolve().parents[2] / "inference" / "engine" / "cogloop_tiny"
+TINY = Path(__file__).resolve().parents[3] / "inference" / "engine" / "cogloop_tiny"
 
 
 def test_auroc_and_ece_on_hand_cases():

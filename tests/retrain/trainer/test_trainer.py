@@ -1,5 +1,6 @@
 """The trainer without Django: loss terms move the model the way their docs say, the
-curriculum raises the reflection share, an interrupted fine-tune resumes, the head is saved."""
+curriculum raises the reflection share, an interrupted fine-tune resumes, the head is saved,
+validation holds prompts out and decides when attempts stop and which weights are kept."""
 
 from pathlib import Path
 
@@ -12,10 +13,12 @@ from inference.engine.chat import encode_pair
 from inference.engine.metahead import MetaHead, MetaHeadConfig, load_head
 from retrain.trainer.config import TrainConfig
 from retrain.trainer.data import CurriculumSampler, PairCollator, PairDataset
+from retrain.trainer.head_fit import fit_head
 from retrain.trainer.losses import mean_token_logprob, odds_ratio_loss
-from retrain.trainer.train import finetune, meta_rows_loss
+from retrain.trainer.train import finetune
+from retrain.trainer.trainer import meta_rows_loss
 
-TINY = Path(__file__).resolve().parents[2] / "inference" / "engine" / "cogloop_tiny"
+TINY = Path(__file__).resolve().parents[3] / "inference" / "engine" / "cogloop_tiny"
 
 
 def _samples(n=24, seed=3):
@@ -162,11 +165,14 @@ def test_interrupted_finetune_resumes_from_its_checkpoint_and_ends_where_a_whole
             config=config,
             on_progress=stop_in_epoch_two,
         )
-    assert [p.name for p in (tmp_path / "w2").iterdir()] == [f"checkpoint-{whole['steps'] // 3}"]
+    assert whole["validation"]["skipped"], "too few corrections to hold any out: one attempt of 3 epochs"
+    assert [p.name for p in (tmp_path / "w2" / "attempt-0").iterdir()] == [
+        f"checkpoint-{whole['steps'] // 3}"
+    ]
     resumed = finetune(
         base_dir=TINY, samples=samples, out_dir=tmp_path / "resumed", work_dir=tmp_path / "w2", config=config
     )
-    assert resumed["resumed_from"] == f"checkpoint-{whole['steps'] // 3}"
+    assert resumed["resumed_from"] == f"attempt-0/checkpoint-{whole['steps'] // 3}"
     assert resumed["steps"] == whole["steps"]
     a, b = (
         load_file(tmp_path / "whole" / "model.safetensors"),
@@ -231,8 +237,6 @@ def test_a_pairs_chosen_side_read_from_the_padded_main_batch_equals_its_own_forw
 
 
 def test_head_fit_pools_exactly_as_the_served_head_does():
-    from retrain.trainer.train import fit_head
-
     torch.manual_seed(0)
     head = MetaHead(MetaHeadConfig.for_hidden(32))
     answers, steps = torch.randn(3, 32), [torch.randn(2, 32), torch.randn(4, 32), torch.randn(1, 32)]
@@ -247,3 +251,85 @@ def test_head_fit_pools_exactly_as_the_served_head_does():
     assert fit["loss_after"] < fit["loss_before"]
     served = [torch.sigmoid(head.confidence_logit(a, s)).item() for a, s in zip(answers, steps)]
     assert served[0] > 0.5 > served[1]  # the targets it was fitted to, read the way serving reads them
+
+
+def _never_fixed(monkeypatch):
+    """Validation that never calls an error group fixed: every attempt runs out its epochs."""
+    from retrain.trainer import validation
+
+    real = validation.verdict
+
+    def verdict(entry, baseline, config):
+        return {**real(entry, baseline, config), "fixed": False}
+
+    monkeypatch.setattr(validation, "verdict", verdict)
+
+
+VALIDATED = dict(
+    batch_size=8, max_epochs=2, min_epochs=1, max_attempts=2, validation_min=3, head_fit_steps=10, seed=5
+)
+
+
+def test_validated_finetune_reports_every_attempt_and_keeps_a_best_epoch(tmp_path, monkeypatch):
+    _never_fixed(monkeypatch)
+    summary = finetune(
+        base_dir=TINY,
+        samples=_samples(40),
+        out_dir=tmp_path / "out",
+        work_dir=tmp_path / "w",
+        config=TrainConfig(**VALIDATED),
+    )
+    checks = summary["validation"]["checks"]
+    assert checks["arithmetic/deduction"] >= 3 and checks["replay"] >= 3
+    assert summary["samples"] == 40 - sum(checks.values()), "held-out prompts are not trained on"
+    attempts = summary["attempts"]
+    assert [a["attempt"] for a in attempts] == [0, 1] and [a["seed"] for a in attempts] == [5, 6]
+    for a in attempts:
+        assert [e["epoch"] for e in a["validation"]] == [0, 1, 2]
+        assert a["stop"] == "max_epochs" and not a["converged"]
+        best = max(a["validation"][1:], key=lambda e: (e["replay_ok"], e["corrections"]["accuracy"]))
+        assert a["best"]["corrections"] == best["corrections"]
+    assert summary["chosen_because"].startswith("no attempt converged")
+    assert (tmp_path / "w" / attempts[summary["chosen_attempt"]]["weights"]).exists()
+    assert not list((tmp_path / "w").glob("attempt-*/checkpoint-*")), "finished attempts keep only their best"
+
+
+def test_a_run_killed_in_its_second_attempt_resumes_it_and_ends_where_a_whole_run_ends(tmp_path, monkeypatch):
+    _never_fixed(monkeypatch)
+    samples, config = _samples(40), TrainConfig(**VALIDATED)
+    whole = finetune(
+        base_dir=TINY, samples=samples, out_dir=tmp_path / "whole", work_dir=tmp_path / "w1", config=config
+    )
+    per_epoch = whole["attempts"][1]["steps"] // 2
+
+    def stop_in_second_epoch_of_attempt_two(progress):
+        if progress["attempt"] == 1 and progress["step"] == whole["attempts"][0]["steps"] + per_epoch + 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        finetune(
+            base_dir=TINY,
+            samples=samples,
+            out_dir=tmp_path / "resumed",
+            work_dir=tmp_path / "w2",
+            config=config,
+            on_progress=stop_in_second_epoch_of_attempt_two,
+        )
+    assert [p.name for p in (tmp_path / "w2" / "attempt-1").glob("checkpoint-*")] == [
+        f"checkpoint-{per_epoch}"
+    ]
+    resumed = finetune(
+        base_dir=TINY, samples=samples, out_dir=tmp_path / "resumed", work_dir=tmp_path / "w2", config=config
+    )
+    assert resumed["resumed_from"] == f"attempt-1/checkpoint-{per_epoch}"
+    assert resumed["attempts"][0]["resumed_from"] is None, "the finished attempt was not trained again"
+    for a, b in zip(whole["attempts"], resumed["attempts"]):
+        assert [e["corrections"] for e in a["validation"]] == [e["corrections"] for e in b["validation"]]
+        assert a["best_epoch"] == b["best_epoch"]
+    assert whole["chosen_attempt"] == resumed["chosen_attempt"]
+    a, b = (
+        load_file(tmp_path / "whole" / "model.safetensors"),
+        load_file(tmp_path / "resumed" / "model.safetensors"),
+    )
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
