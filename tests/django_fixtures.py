@@ -22,6 +22,16 @@ def _fresh_serving_state():
 
 
 @pytest.fixture(autouse=True)
+def _broker_assumed_up():
+    """A test that stopped a broker leaves the relay's pause behind; each test starts without it."""
+    from cogloop import outbox
+
+    outbox._broker_down_until = 0.0
+    yield
+    outbox._broker_down_until = 0.0
+
+
+@pytest.fixture(autouse=True)
 def _no_random_audits(settings):
     """The audit sample and the golden hold-out are draws per output and annotation; tests that
     want them turn them on explicitly."""
