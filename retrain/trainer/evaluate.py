@@ -31,6 +31,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from inference.engine import loading
+from inference.engine.agreement import normalise_answer
 from inference.engine.generation import GenerationParams
 from inference.engine.meta_serving import generate_and_read
 from inference.engine.metahead import load_head
@@ -54,6 +55,13 @@ def correction_distances(parsed) -> tuple[list[int], int]:
         else:
             uncorrected += 1
     return distances, uncorrected
+
+
+def answers_match(answer: str | None, reference: object) -> bool:
+    """The answer states the reference's value: numbers, units and currency normalised
+    (``18``, ``$18.00`` and ``18 dollars`` match 18; ``1,800`` matches 1800)."""
+    got = normalise_answer(answer)
+    return got is not None and got == normalise_answer(str(reference))
 
 
 def error_class(row: dict) -> str | None:
@@ -82,7 +90,7 @@ def evaluate_items(
             parsed = parse_output(gen.text)
             parts = score_output(parsed)
             distances, uncorrected = correction_distances(parsed)
-            correct = parsed.answer_value is not None and float(parsed.answer_value) == float(item["answer"])
+            correct = answers_match(parsed.answer, item["answer"])
             rows.append(
                 {
                     "slice": item["slice"],

@@ -34,6 +34,7 @@ from inference.engine.generation import GenerationParams, generate_batch
 from inference.engine.meta_serving import _rows
 from inference.engine.metahead import MetaHead, step_end_positions
 from inference.engine.parser import parse_output
+from retrain.trainer.evaluate import answers_match
 
 
 @dataclass
@@ -86,9 +87,7 @@ def ece(scores: list[float], labels: list[bool], bins: int = 10) -> float | None
 
 
 def is_right(completion: str, reference: object) -> bool:
-    answer = parse_output(completion).answer
-    got, want = normalise_answer(answer), normalise_answer(str(reference))
-    return got is not None and got == want
+    return answers_match(parse_output(completion).answer, reference)
 
 
 @torch.inference_mode()

@@ -79,3 +79,12 @@ def test_error_classes_as_the_checker_sees_them():
     assert error_class(_row(False, dist=[1])) == "arithmetic"
     assert error_class({**_row(False), "answer_agrees": False}) == "inconsistent_answer"
     assert error_class(_row(False)) == "wrong_operation"
+
+
+def test_held_out_answers_match_their_reference_by_value():
+    from retrain.trainer.evaluate import answers_match
+
+    assert answers_match("The answer is $18.00.", "18")
+    assert answers_match("The answer is 1,800 dollars.", 1800)
+    assert not answers_match("The answer is 19.", "18")
+    assert not answers_match(None, "18")
