@@ -13,6 +13,9 @@ import os
 
 from celery import Celery, signals
 
+from cogloop.logs import route_library_logs
+from cogloop.logs import task_id as current_task
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cogloop.settings")
 
 app = Celery("cogloop")
@@ -29,9 +32,7 @@ def _logging_before_the_worker_starts(**kwargs):
 @signals.setup_logging.connect
 def _logging_from_django(**kwargs):
     # Connected, this replaces Celery's own handlers: every line in the project's format.
-    from django.conf import settings
-
-    from cogloop.logs import route_library_logs
+    from django.conf import settings  # configured by now (setup_logging fires after app load)
 
     logging.config.dictConfig(settings.LOGGING)
     route_library_logs(transformers=settings.COGLOOP_ROLE in ("worker", "trainer", "all"))
@@ -39,15 +40,11 @@ def _logging_from_django(**kwargs):
 
 @signals.task_prerun.connect
 def _task_id_in_logs(task_id=None, **kwargs):
-    from cogloop.logs import task_id as current_task
-
     current_task.set(task_id)
 
 
 @signals.task_postrun.connect
 def _task_id_out_of_logs(**kwargs):
-    from cogloop.logs import task_id as current_task
-
     current_task.set(None)
 
 

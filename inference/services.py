@@ -651,8 +651,6 @@ def output_group_generate(
 
     Generation runs outside any transaction: a slow model never holds a database lock.
     """
-    from inference import serving
-
     if idempotency_key:
         existing = _sample_group_replay(app=app, idempotency_key=idempotency_key, request_hash=request_hash)
         if existing:
