@@ -9,27 +9,17 @@ a lead (second review) instead of straight into training data.
 
 from __future__ import annotations
 
-import re
 from fractions import Fraction
 
+from inference.engine.agreement import final_number, normalise_answer
 from inference.engine.scoring import extract_claims
-
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 def answer_value(text: str) -> Fraction | None:
     """The number an answer states ("34", "The answer is 34.", "$1,200.00"); None without one.
-
-    The last number counts: "The answer is 34" and "34 apples after 2 days" read differently,
-    but a corrected answer field holds the result, usually alone or last.
-    """
-    numbers = NUMBER.findall(text.replace("−", "-"))
-    if not numbers:
-        return None
-    try:
-        return Fraction(numbers[-1].replace(",", ""))
-    except ValueError:
-        return None
+    Read as sample agreement reads answers (``inference.engine.agreement.final_number``)."""
+    found = final_number(text)
+    return found[2] if found is not None else None
 
 
 def correction_problems(corrected_steps: list[dict], corrected_answer: str) -> dict[str, list[str]]:
@@ -59,13 +49,5 @@ def _show(value: Fraction) -> str:
 
 def answers_agree(a: str, b: str) -> bool:
     """Two corrected answers agree when they state the same value ("34" and "The answer is 34.0"),
-    or, without a number, the same words."""
-    va, vb = answer_value(a), answer_value(b)
-    if va is not None or vb is not None:
-        return va == vb
-    return _normal(a) == _normal(b)
-
-
-def _normal(text: str) -> str:
-    text = re.sub(r"^\s*the answer is\s*", "", text.strip().lower())
-    return re.sub(r"[\s.]+$", "", text)
+    or, without a number, the same words (``inference.engine.agreement.normalise_answer``)."""
+    return normalise_answer(a) == normalise_answer(b)

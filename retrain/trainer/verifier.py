@@ -34,7 +34,7 @@ from inference.engine.generation import GenerationParams, generate_batch
 from inference.engine.meta_serving import _rows
 from inference.engine.metahead import MetaHead, step_end_positions
 from inference.engine.parser import parse_output
-from retrain.trainer.evaluate import answers_match
+from retrain.trainer.evaluate import answers_match, expected_calibration_error
 
 
 @dataclass
@@ -69,21 +69,9 @@ def auroc(scores: list[float], labels: list[bool]) -> float | None:
     return (rank_sum - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
 
 
-def ece(scores: list[float], labels: list[bool], bins: int = 10) -> float | None:
-    if not scores:
-        return None
-    total = 0.0
-    for b in range(bins):
-        members = [
-            (s, y)
-            for s, y in zip(scores, labels)
-            if (b / bins <= s < (b + 1) / bins) or (b == bins - 1 and s == 1.0)
-        ]
-        if members:
-            confidence = sum(s for s, _ in members) / len(members)
-            accuracy = sum(y for _, y in members) / len(members)
-            total += len(members) / len(scores) * abs(confidence - accuracy)
-    return total
+def ece(scores: list[float], labels: list[bool]) -> float | None:
+    """The evaluator's expected calibration error over (score, right) pairs."""
+    return expected_calibration_error(list(zip(scores, labels)))
 
 
 def is_right(completion: str, reference: object) -> bool:
