@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -241,3 +242,24 @@ def test_every_line_the_processes_write_is_json_with_ids(deploy):
     assert access and all(entry.get("request_id") for entry in access)
     tasks = [json.loads(line) for line in services["worker"].lines() if '"task_id"' in line]
     assert tasks, "no worker line carried a task id"
+
+
+def test_a_killed_beat_hands_the_schedule_to_the_waiting_one(deploy):
+    """Last in the module: it kills a beat. SIGKILL leaves no chance to clean up; the lock goes
+    with the killed process's connection and the waiting beat takes it within seconds."""
+    beats = [deploy["services"]["beat"], deploy["services"]["beat2"]]
+    sender = next(b for b in beats if any("Sending due task" in line for line in b.lines()))
+    waiter = next(b for b in beats if b is not sender)
+    os.killpg(sender.proc.pid, signal.SIGKILL)
+    sender.proc.wait(timeout=10)
+    stack.wait_for(
+        lambda: any("holding the beat lock" in line for line in waiter.lines()),
+        30,
+        "the waiting beat to take over",
+    )
+    stack.wait_for(
+        lambda: any("Sending due task" in line for line in waiter.lines()),
+        30,
+        "the new beat to send the schedule",
+    )
+    assert waiter.proc.poll() is None
