@@ -30,7 +30,8 @@ class TrainConfig:
     at most ``replay_tolerance`` below the model's before training), when the signal has not
     improved for ``patience`` epochs, or at ``max_epochs``; it keeps its best epoch's weights.
     An attempt that did not converge is retried (next seed; ``retry_lr_factor`` times the
-    learning rate when it damaged the replay answers) up to ``max_attempts``. With fewer than
+    learning rate when it damaged the replay answers, no curriculum when it kept them but
+    under-fitted) up to ``max_attempts``. With fewer than
     ``2 * validation_min`` corrections, or ``validation_share`` 0, there is no validation: one
     attempt of ``epochs`` epochs, its last weights kept.
     """
@@ -57,6 +58,11 @@ class TrainConfig:
     patience: int = 3
     max_attempts: int = 3
     retry_lr_factor: float = 0.5
+    # A retry of an attempt that kept replay but did not fix its groups trains without the
+    # curriculum. Measured on the demo's draws (docs/benchmarks.md): the draws whose blind
+    # spot stalled under the curriculum's 30 % start learned it with every correction in
+    # every epoch.
+    retry_without_curriculum: bool = True
     validation_max_new_tokens: int = 96
     learning_rate: float = 1e-3
     # The head starts from random weights beside a pretrained model: at the model's rate its

@@ -1,8 +1,9 @@
 """``finetune``: samples in, a merged safetensors model directory out, through validated attempts.
 
 Attempts. Attempt k trains from the base model with seed ``seed + k`` and its own learning
-rate: the previous attempt's, times ``retry_lr_factor`` when that attempt's best epoch had
-damaged the held-out replay answers. Attempts stop at the first one that converged (its best
+rate and curriculum: the previous attempt's, with ``retry_lr_factor`` times the rate when that
+attempt's best epoch had damaged the held-out replay answers, and without the curriculum when
+it kept replay but left a group unfixed (it under-fitted). Attempts stop at the first one that converged (its best
 epoch fixed every error group with replay intact), after a retry that did not beat the
 attempts before it, or after ``max_attempts``; the converged attempt, else the best by the
 validation signal (validation.rank), is merged and saved.
@@ -79,15 +80,22 @@ def _save_weights(model: MetaModel, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _attempt_settings(config: TrainConfig, finished: list[dict[str, Any]]) -> tuple[int, float]:
-    """(seed, learning rate) of the next attempt, from the ones before it."""
-    lr = config.learning_rate
+def _attempt_settings(config: TrainConfig, finished: list[dict[str, Any]]) -> tuple[int, float, bool]:
+    """(seed, learning rate, curriculum) of the next attempt, from the ones before it.
+
+    An attempt whose best epoch damaged the replay answers is retried at ``retry_lr_factor``
+    times its rate. One that kept replay but did not fix its groups under-fitted: its retry
+    drops the curriculum (``retry_without_curriculum``), so every epoch trains on every
+    correction instead of a share that starts at ``curriculum_start``."""
+    lr, curriculum = config.learning_rate, config.curriculum
     for a in finished:
+        lr = a["learning_rate"]
+        curriculum = a.get("curriculum", config.curriculum)
         if not a["best"].get("replay_ok", True):
-            lr = a["learning_rate"] * config.retry_lr_factor
-        else:
-            lr = a["learning_rate"]
-    return config.seed + len(finished), lr
+            lr *= config.retry_lr_factor
+        elif not a["best"].get("fixed", True) and config.retry_without_curriculum:
+            curriculum = False
+    return config.seed + len(finished), lr, curriculum
 
 
 def _run_attempt(
@@ -100,6 +108,7 @@ def _run_attempt(
     config: TrainConfig,
     seed: int,
     learning_rate: float,
+    curriculum_on: bool,
     step_offset: int,
     on_progress: ProgressHook | None,
 ) -> dict[str, Any]:
@@ -110,7 +119,7 @@ def _run_attempt(
     validated = bool(checks)
     epochs = config.max_epochs if validated else config.epochs
     curriculum = None
-    if config.curriculum:
+    if curriculum_on:
         curriculum = CurriculumSampler(
             [r["kind"] for r in dataset.rows],
             start=config.curriculum_start,
@@ -194,6 +203,7 @@ def _run_attempt(
         "attempt": index,
         "seed": seed,
         "learning_rate": learning_rate,
+        "curriculum": curriculum_on,
         "epochs_run": max((e["epoch"] for e in entries), default=best["epoch"]),
         "steps": steps,
         "stop": stop,
@@ -266,7 +276,7 @@ def finetune(
     max_attempts = config.max_attempts if split.checks else 1
     while len(attempts) < max_attempts and _worth_another(attempts):
         index = len(attempts)
-        seed, lr = _attempt_settings(config, attempts)
+        seed, lr, curriculum_on = _attempt_settings(config, attempts)
         record = _run_attempt(
             index=index,
             base_dir=base_dir,
@@ -276,6 +286,7 @@ def finetune(
             config=config,
             seed=seed,
             learning_rate=lr,
+            curriculum_on=curriculum_on,
             step_offset=sum(a["steps"] for a in attempts),
             on_progress=on_progress,
         )

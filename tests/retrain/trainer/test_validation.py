@@ -125,3 +125,26 @@ def test_retries_go_on_only_while_they_beat_the_attempts_before_them():
     assert not _worth_another([attempt(0.7, converged=True)])
     assert _worth_another([attempt(0.9, replay_ok=False), attempt(0.7)]), "keeping replay beats fixing more"
     assert not _worth_another([attempt(0.73), attempt(0.73)]), "no better: the data's limit, not the draw's"
+
+
+def test_a_retry_drops_the_curriculum_after_under_fitting_and_halves_the_rate_after_damage():
+    from retrain.trainer.train import _attempt_settings
+
+    config = TrainConfig(learning_rate=1e-3, seed=7)
+
+    def attempt(lr, curriculum, *, fixed, replay_ok):
+        return {"learning_rate": lr, "curriculum": curriculum, "best": {"fixed": fixed, "replay_ok": replay_ok}}
+
+    assert _attempt_settings(config, []) == (7, 1e-3, True)
+    under_fitted = attempt(1e-3, True, fixed=False, replay_ok=True)
+    assert _attempt_settings(config, [under_fitted]) == (8, 1e-3, False)
+    damaged = attempt(1e-3, True, fixed=True, replay_ok=False)
+    assert _attempt_settings(config, [damaged]) == (8, 5e-4, True)
+    # Both in turn: the rate halves and the curriculum stays off once dropped.
+    assert _attempt_settings(config, [under_fitted, attempt(1e-3, False, fixed=False, replay_ok=False)]) == (
+        9,
+        5e-4,
+        False,
+    )
+    off = TrainConfig(learning_rate=1e-3, seed=7, retry_without_curriculum=False)
+    assert _attempt_settings(off, [under_fitted]) == (8, 1e-3, True)
