@@ -1,7 +1,10 @@
 from django.db.models import Count, Q
 
 from annotation.models import Annotation
+from cogloop.draws import stable_draw
 from inference.engine import chat
+from inference.engine.parser import parse_output
+from inference.engine.scoring import extract_claims
 from inference.models import ModelVersion, Output
 from retrain import embedded
 from retrain.models import DatasetVersion, Evaluation, TrainingSample
@@ -31,12 +34,18 @@ def replay_samples(*, version: ModelVersion, limit: int) -> list[dict]:
     return rows
 
 
-def reflection_rows(dataset: DatasetVersion, *, style: str | None = None) -> list[dict]:
+def reflection_rows(
+    dataset: DatasetVersion, *, style: str | None = None, self_correction_share: float = 0.0
+) -> list[dict]:
     """The dataset's reflection samples as trainer rows, each with the metacognition head's
     confidence targets: the middle of the reviewer's interval for the corrected response
     (from the same annotation's uncertainty sample), 0 for an original the reviewer found
     wrong (None when the reviewer found no error: nothing to learn about it). With ``style``
-    the corrected response is rendered again as a model of that style writes its reasoning."""
+    the corrected response is rendered again as a model of that style writes its reasoning,
+    and a stable ``self_correction_share`` of the corrections whose first changed step held a
+    wrong claim is rendered as a self-correction (chat.self_corrected_steps): the wrong step,
+    then "Wait, that is wrong: ..." and the corrected step, so that a model can learn to catch
+    its own errors and correction steps become measurable."""
     samples = dataset.samples.filter(
         kind__in=[TrainingSample.Kind.REFLECTION, TrainingSample.Kind.UNCERTAINTY]
     )
@@ -51,6 +60,8 @@ def reflection_rows(dataset: DatasetVersion, *, style: str | None = None) -> lis
         if style is not None:
             a = s.source_annotation
             steps = [chat.Step(step["strategy"], step["text"]) for step in a.corrected_steps]
+            if p.get("error_type") != "none" and stable_draw("self-correction", s.pk) < self_correction_share:
+                steps = _as_self_correction(p["rejected"], steps)
             chosen = chat.render_response(steps, a.corrected_answer, style=style)
         row = {"prompt": p["prompt"], "chosen": chosen, "confidence": intervals.get(s.source_annotation_id)}
         if p.get("error_type") != "none":
@@ -59,6 +70,19 @@ def reflection_rows(dataset: DatasetVersion, *, style: str | None = None) -> lis
         # over, so it trains as replay (the trainer's rows without "rejected").
         rows.append(row)
     return rows
+
+
+def _as_self_correction(rejected: str, corrected: list[chat.Step]) -> list[chat.Step]:
+    """``corrected`` as a self-correction of ``rejected`` when the first step the reviewer
+    changed made a wrong claim (else a "that is wrong" would be a lie: unchanged)."""
+    original = parse_output(rejected).steps
+    marked = chat.self_corrected_steps([chat.Step(o.strategy, o.text) for o in original], corrected)
+    if len(marked) == len(corrected):
+        return corrected
+    wrong = next(i for i, (m, c) in enumerate(zip(marked, corrected)) if m != c)
+    if not any(not c.correct for c in extract_claims(wrong, marked[wrong].text)):
+        return corrected
+    return marked
 
 
 def review_metrics(version: ModelVersion) -> dict:

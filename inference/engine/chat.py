@@ -4,6 +4,8 @@ Every caller (generation, the head's reading, training data, the demo's workload
 through here, so the text a model is trained on is the text it is served with.
 
 - ``prompt_text``: the model's own chat template (R1's ends with ``<think>\\n``).
+- ``self_corrected_steps``: a reviewer's correction as a self-correction (wrong step, then
+  "Wait, that is wrong: ..."), for training a model to catch its own errors.
 - ``render_response``: reasoning steps in the style the model writes (``reasoning_style`` of
   its directory), then ``</think>`` and the answer. R1 writes free paragraphs; cogloop-tiny
   numbered ``Step k [strategy]: text`` lines. A model directory names its style in
@@ -62,6 +64,24 @@ def render_reasoning(steps: Iterable[Step], *, style: str) -> str:
     if style == PARAGRAPHS:
         return "\n\n".join(s.text.strip() for s in steps)
     raise ValueError(f"unknown reasoning style {style!r}; one of {', '.join(STYLES)}")
+
+
+def self_corrected_steps(original: list[Step], corrected: list[Step]) -> list[Step]:
+    """A correction written as the model catching its own error: the corrected steps up to the
+    first step the reviewer changed, the original (wrong) step, then a marked correction
+    ("Wait, that is wrong: 42 - 8 = 34."), then the rest of the corrected steps. Unchanged when
+    the reviewer changed no step the original had (only added steps or the answer)."""
+    for i, step in enumerate(corrected):
+        if i >= len(original):
+            return list(corrected)
+        if original[i].text.strip() != step.text.strip():
+            fix = Step(step.strategy, f"{SELF_CORRECTION_MARK} {step.text.strip()}")
+            return [*corrected[:i], original[i], fix, *corrected[i + 1 :]]
+    return list(corrected)
+
+
+# How a rendered self-correction begins; the parser's SELF_CORRECTION cue reads it.
+SELF_CORRECTION_MARK = "Wait, that is wrong:"
 
 
 def answer_sentence(answer: object) -> str:

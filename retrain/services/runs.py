@@ -320,7 +320,11 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
     _update(run, stage=TrainingRun.Stage.TRAINING)
     train_config = TrainConfig(**run.config)
     # Corrections are rendered as the base model writes its reasoning (its directory says how).
-    samples = selectors.reflection_rows(run.dataset, style=chat.reasoning_style(base_dir))
+    samples = selectors.reflection_rows(
+        run.dataset,
+        style=chat.reasoning_style(base_dir),
+        self_correction_share=train_config.self_correction_share,
+    )
     replay = selectors.replay_samples(version=base, limit=int(train_config.replay_ratio * len(samples)))
     _update(
         run,

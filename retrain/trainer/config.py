@@ -83,6 +83,10 @@ class TrainConfig:
     # Curriculum: the share of reflection rows per epoch rises linearly from start to end
     # (the rest are replay rows); off, every epoch is a plain shuffle of all rows.
     curriculum: bool = True
+    # Share of the corrections rendered as self-corrections (the wrong step, then "Wait, that
+    # is wrong: ..." and the fix; retrain.selectors.reflection_rows). 0: every correction is
+    # the clean corrected reasoning.
+    self_correction_share: float = 0.0
     curriculum_start: float = 0.3
     curriculum_end: float = 0.7
     lora_r: int = 16
@@ -110,6 +114,8 @@ class TrainConfig:
             raise TrainConfigError(
                 "a curriculum raises the reflection share: curriculum_end must be >= curriculum_start"
             )
+        if not 0 <= self.self_correction_share <= 1:
+            raise TrainConfigError("self_correction_share must lie in [0, 1]")
         if self.head_learning_rate <= 0:
             raise TrainConfigError("head_learning_rate must be positive")
         if not (0 <= self.validation_share < 0.5 and 0 <= self.replay_validation_share < 0.5):

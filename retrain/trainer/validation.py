@@ -13,8 +13,9 @@ right). A prompt is held out with every sample it has. The split depends on the 
 only: every attempt of a run validates on the same prompts.
 
 Check. A held-out prompt passes when the greedy answer's number equals the sample's answer
-and none of its claims is wrong (the checker's view: a right answer from wrong steps is not
-a fixed correction).
+and every wrong claim it makes is corrected by a later step (the checker's view: a right
+answer from wrong steps it never took back is not a fixed correction; one that catches its
+own slip is).
 
 Epoch verdict. ``fixed``: every group with at least ``validation_group_min`` prompts, and the
 corrections as a whole, pass at ``fixed_threshold`` or more. ``replay_ok``: the replay share
@@ -37,6 +38,7 @@ from inference.engine.parser import parse_output
 from inference.engine.scoring import score_output
 
 from .config import TrainConfig
+from .evaluate import correction_distances
 
 REPLAY = "replay"
 VALIDATION_KEY = "validation"  # entries of TrainerState.log_history that carry an epoch's verdict
@@ -157,7 +159,7 @@ def run_checks(
                 passed.append(
                     check.answer is not None
                     and parsed.answer_value == check.answer
-                    and score_output(parsed).wrong_claims == 0
+                    and correction_distances(parsed)[1] == 0
                 )
     finally:
         lm.train(was_training)

@@ -179,3 +179,37 @@ def test_a_run_renders_corrections_as_its_base_model_writes(annotate):
     assert lines["chosen"].startswith("Step 1 [deduction]: 10 - 1 = 9\n</think>")
     assert paragraphs["chosen"] == "10 - 1 = 9\n</think>\n\nThe answer is 9."
     assert lines["rejected"] == paragraphs["rejected"]  # the original is the model's own text
+
+
+def test_a_correction_can_be_rendered_as_the_model_catching_its_own_slip(annotate):
+    from inference.engine import chat
+    from inference.engine.parser import parse_output
+    from retrain.trainer.evaluate import correction_distances
+
+    annotate(1)  # the original "10 - 1 = 12" (a wrong claim) corrected to "10 - 1 = 9"
+    dataset = services.dataset_version_build(period="2026-10")
+    [clean] = selectors.reflection_rows(dataset, style=chat.STEP_LINES)
+    [caught] = selectors.reflection_rows(dataset, style=chat.STEP_LINES, self_correction_share=1.0)
+    assert caught["chosen"] == (
+        "Step 1 [deduction]: 10 - 1 = 12\nStep 2 [deduction]: Wait, that is wrong: 10 - 1 = 9\n"
+        "</think>\n\nThe answer is 9."
+    )
+    assert caught["rejected"] == clean["rejected"]
+    # The checker sees the slip and its correction one step later: nothing left uncorrected.
+    assert correction_distances(parse_output(caught["chosen"])) == ([1], 0)
+    assert correction_distances(parse_output(clean["rejected"])) == ([], 1)
+
+
+def test_only_a_wrong_claim_is_rendered_as_a_slip(annotate):
+    from inference.engine import chat
+
+    # The reviewer changed a step whose claim was right (the answer was the error, not a sum):
+    # "Wait, that is wrong" would be a lie, so the correction stays clean.
+    annotate(
+        1,
+        error_type="inconsistent_answer",
+        score_text="Step 1 [deduction]: {a} + 1 = 11\n</think>\n\nThe answer is {b}.",
+    )
+    dataset = services.dataset_version_build(period="2026-10")
+    [row] = selectors.reflection_rows(dataset, style=chat.STEP_LINES, self_correction_share=1.0)
+    assert row["chosen"].startswith("Step 1 [deduction]: 10 - 1 = 9\n</think>")

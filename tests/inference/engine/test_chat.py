@@ -34,3 +34,16 @@ def test_the_shipped_model_writes_step_lines():
 
     tiny = Path(__file__).resolve().parents[3] / "inference" / "engine" / "cogloop_tiny"
     assert chat.reasoning_style(tiny) == chat.STEP_LINES
+
+
+def test_self_corrected_steps_put_the_fix_right_after_the_first_changed_step():
+    original = [chat.Step("deduction", "42 - 8 = 50"), chat.Step("deduction", "50 + 1 = 51")]
+    corrected = [chat.Step("deduction", "42 - 8 = 34"), chat.Step("deduction", "34 + 1 = 35")]
+    assert chat.self_corrected_steps(original, corrected) == [
+        original[0],
+        chat.Step("deduction", "Wait, that is wrong: 42 - 8 = 34"),
+        corrected[1],
+    ]
+    # Nothing the original had was changed (only a step added): nothing to take back.
+    assert chat.self_corrected_steps(original[:1], [original[0], corrected[1]]) == [original[0], corrected[1]]
+    assert chat.self_corrected_steps(original, original) == original

@@ -133,7 +133,11 @@ def test_a_retry_drops_the_curriculum_after_under_fitting_and_halves_the_rate_af
     config = TrainConfig(learning_rate=1e-3, seed=7)
 
     def attempt(lr, curriculum, *, fixed, replay_ok):
-        return {"learning_rate": lr, "curriculum": curriculum, "best": {"fixed": fixed, "replay_ok": replay_ok}}
+        return {
+            "learning_rate": lr,
+            "curriculum": curriculum,
+            "best": {"fixed": fixed, "replay_ok": replay_ok},
+        }
 
     assert _attempt_settings(config, []) == (7, 1e-3, True)
     under_fitted = attempt(1e-3, True, fixed=False, replay_ok=True)
