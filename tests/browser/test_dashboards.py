@@ -187,6 +187,7 @@ def test_models_page_labels_never_overlap_and_a_zero_is_drawn(page, seeded):
     box = zero.bounding_box()
     assert box and box["height"] >= 1, "a measured zero is a visible bar"
     assert accuracy.locator("text.zero-label", has_text="0").count() >= 1
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-models-nine-versions.png"), full_page=True)
 
 
 def test_a_custom_date_range_is_shown_and_an_invalid_one_says_so(page, seeded):
@@ -228,6 +229,7 @@ def test_a_custom_date_range_is_shown_and_an_invalid_one_says_so(page, seeded):
 
 def test_auto_refresh_is_opt_in_remembered_and_reloads_the_page(page, seeded):
     browser_login(page, "stella", "staff-pass-1")
+    serve_under_strict_csp(page, "**/dashboards/**")  # the switch is a static script, nothing inline
     page.clock.install()
     page.goto("/dashboards/queue/")
     box = page.get_by_label("Refresh every 60 s")
@@ -250,6 +252,7 @@ def test_auto_refresh_is_opt_in_remembered_and_reloads_the_page(page, seeded):
     assert page.evaluate("window.__same_page === true")
     page.reload()
     assert not page.get_by_label("Refresh every 60 s").is_checked()
+    assert csp_violations(page) == []
 
 
 def _biggest_bar(chart):
