@@ -167,6 +167,8 @@ LOGIN_REDIRECT_URL = "/review/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# One time format across the product, the admin included: "2026-03-04 14:50" (cogloop/formats).
+FORMAT_MODULE_PATH = ["cogloop.formats"]
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"

@@ -1,10 +1,21 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+
+class FaviconView(RedirectView):
+    """Browsers ask for /favicon.ico whatever a page links: send them to the product's icon
+    (its static URL is read per request: in production it is a hashed name from the manifest)."""
+
+    def get_redirect_url(self, *args, **kwargs) -> str:
+        return static("cogloop/favicon.svg")
+
+
 urlpatterns = [
+    path("favicon.ico", FaviconView.as_view(), name="favicon"),
     path("", RedirectView.as_view(url="/review/", permanent=False)),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -225,6 +225,52 @@ def _sample_group_response(group) -> Response:
     return Response(SampleGroupSerializer(group).data, status=status.HTTP_201_CREATED)
 
 
+# The 201 answer for one output. Request examples are request_only: without it
+# drf-spectacular shows a request body as the response example too.
+OUTPUT_EXAMPLE = OpenApiExample(
+    "an output (n = 1)",
+    value={
+        "id": "0b6f9a52-3c1e-4d7a-8f2b-5e4c3d2a1b0f",
+        "prompt": "Start with 40. Take away 7. What is the result?",
+        "raw_text": "Step 1 [deduction]: 40 - 7 = 33\n</think>\n\nThe answer is 33.",
+        "reasoning": "Step 1 [deduction]: 40 - 7 = 33",
+        "steps": [
+            {
+                "index": 1,
+                "text": "40 - 7 = 33",
+                "strategy": "deduction",
+                "strategy_source": "explicit",
+                "self_correction": False,
+                "wrong": False,
+            }
+        ],
+        "answer": "The answer is 33.",
+        "cognition_score": 0.794,
+        "consistency": 0.99,
+        "adaptability": 0.5,
+        "score_parts": {
+            "cognition_score": 0.794,
+            "consistency": 0.99,
+            "adaptability": 0.5,
+            "claim_accuracy": 1.0,
+            "checkable_claims": 1,
+            "wrong_claims": 0,
+            "model_confidence": 0.97,
+            "wrong_steps": [],
+        },
+        "model_confidence": 0.97,
+        "head_confidence": None,
+        "sample_group": None,
+        "model_version": "cogloop_tiny-base",
+        "latency_ms": 210,
+        "prompt_tokens": 18,
+        "completion_tokens": 24,
+        "created_at": "2026-03-04T14:50:12.345678Z",
+    },
+    response_only=True,
+    status_codes=["201"],
+)
+
 OUTPUT_OR_GROUP = PolymorphicProxySerializer(
     component_name="OutputOrSampleGroup",
     serializers=[OutputSerializer, SampleGroupSerializer],
@@ -408,7 +454,12 @@ class GenerateApi(AppApi):
             **error_responses(400, 401, 409, 413, 429),
         },
         examples=[
-            OpenApiExample("chain", value={"prompt": "Start with 40. Take away 7. What is the result?"}),
+            OpenApiExample(
+                "chain",
+                value={"prompt": "Start with 40. Take away 7. What is the result?"},
+                request_only=True,
+            ),
+            OUTPUT_EXAMPLE,
             OpenApiExample(
                 "self-consistency",
                 value={"prompt": "Start with 40. Take away 7. What is the result?", "n": 3},
@@ -588,7 +639,9 @@ class OutputsApi(AppApi):
                     "text": "Step 1 [deduction]: 40 - 7 = 33\n</think>\n\nThe answer is 33.",
                     "model_version": "cogloop_tiny-base",
                 },
+                request_only=True,
             ),
+            OUTPUT_EXAMPLE,
             OpenApiExample(
                 "with log-probabilities",
                 value={

@@ -25,6 +25,9 @@ TARGET_COLOUR = "#B00020"
 WIDTH, HEIGHT = 640, 280
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 56, 16, 44, 40
 CHAR_W = 6.6  # average glyph width at 11px, for laying out legends and labels
+ZERO_BAR = 2  # px: a measured zero is a thin bar, not nothing
+MAX_LABEL = 32  # characters of a category label written upwards; the rest in its <title>
+MAX_VERTICAL_LABELS = 16  # more categories than this are thinned out instead
 
 
 @dataclass
@@ -32,6 +35,10 @@ class Series:
     name: str
     values: list  # line charts: [(x, y)]; bar charts and histograms: one y per category / bin
     colour: str | None = None
+    links: list | None = None  # a drill-down URL per value (None: that mark links nowhere)
+
+    def link(self, i: int) -> str | None:
+        return self.links[i] if self.links and i < len(self.links) else None
 
 
 @dataclass
@@ -48,7 +55,9 @@ class _Frame:
     desc: str
     width: int = WIDTH
     height: int = HEIGHT
+    pad_bottom: int = PAD_BOTTOM
     parts: list[str] = field(default_factory=list)
+    linked: bool = False
 
     @property
     def x0(self) -> float:
@@ -60,7 +69,7 @@ class _Frame:
 
     @property
     def y0(self) -> float:  # bottom of the plot
-        return self.height - PAD_BOTTOM
+        return self.height - self.pad_bottom
 
     @property
     def y1(self) -> float:  # top of the plot
@@ -69,10 +78,24 @@ class _Frame:
     def add(self, svg: str) -> None:
         self.parts.append(svg)
 
+    def mark(self, svg: str, href: str | None, label: str) -> None:
+        """A mark, inside a link to the rows behind it when there is one. The links are a
+        pointer's shortcut (out of the tab order: a day chart would hold hundreds); the pages'
+        tables and the outputs page's filters reach the same lists by keyboard."""
+        if not href:
+            self.add(svg)
+            return
+        self.linked = True
+        self.add(
+            f'<a class="drill" href="{escape(href)}" tabindex="-1" aria-label="{escape(label)}">{svg}</a>'
+        )
+
     def render(self, kind: str) -> SafeString:
         cid = f"c{uuid.uuid4().hex[:10]}"
+        # role=img hides its children; a chart with links is a group so that they stay links.
+        role = "group" if self.linked else "img"
         head = (
-            f'<svg class="chart chart-{kind}" role="img" aria-labelledby="{cid}-t {cid}-d" '
+            f'<svg class="chart chart-{kind}" role="{role}" aria-labelledby="{cid}-t {cid}-d" '
             f'viewBox="0 0 {self.width} {self.height}" preserveAspectRatio="xMidYMid meet" '
             f'xmlns="http://www.w3.org/2000/svg">'
             f'<title id="{cid}-t">{escape(self.title)}</title><desc id="{cid}-d">{escape(self.desc)}</desc>'
@@ -208,7 +231,12 @@ def line_chart(
     """Lines with a dot per point. ``values``: [(x, y)], x a date/datetime when ``time_axis``;
     ``x_range`` fixes the x axis (a dashboard's window) instead of fitting it to the data."""
     series = [
-        Series(s.name, [(x, y) for x, y in s.values if y is not None], s.colour or PALETTE[i % len(PALETTE)])
+        Series(
+            s.name,
+            [(x, y) for x, y in s.values if y is not None],
+            s.colour or PALETTE[i % len(PALETTE)],
+            [s.link(j) for j, (_, y) in enumerate(s.values) if y is not None],
+        )
         for i, s in enumerate(series)
     ]
     points = [p for s in series for p in s.values]
@@ -245,24 +273,27 @@ def line_chart(
     _targets(frame, targets, sy, fmt)
     _legend(frame, series, targets)
     for s in series:
-        pts = sorted(s.values, key=lambda p: _as_number(p[0]))
+        pts = sorted(((x, y, s.link(j)) for j, (x, y) in enumerate(s.values)), key=lambda p: _as_number(p[0]))
         path = " ".join(
-            f"{'M' if i == 0 else 'L'}{sx(x):.1f},{sy(float(y)):.1f}" for i, (x, y) in enumerate(pts)
+            f"{'M' if i == 0 else 'L'}{sx(x):.1f},{sy(float(y)):.1f}" for i, (x, y, _) in enumerate(pts)
         )
         frame.add(
             f'<g class="series"><path class="line" d="{path}" stroke="{s.colour}"><title>{escape(s.name)}</title>'
             f"</path>"
         )
         if len(pts) <= 120:
-            for x, y in pts:
+            for x, y, href in pts:
                 label = (
                     x.strftime("%Y-%m-%d")
                     if time_axis and hasattr(x, "strftime")
                     else _fmt_number(_as_number(x), 1)
                 )
-                frame.add(
-                    f'<circle class="point" cx="{sx(x):.1f}" cy="{sy(float(y)):.1f}" r="2.5" fill="{s.colour}">'
-                    f"<title>{escape(s.name)} · {escape(label)}: {escape(fmt(float(y), 0.001))}</title></circle>"
+                title = f"{s.name} · {label}: {fmt(float(y), 0.001)}"
+                frame.mark(
+                    f'<circle class="point" cx="{sx(x):.1f}" cy="{sy(float(y)):.1f}" r="3" fill="{s.colour}">'
+                    f"<title>{escape(title)}</title></circle>",
+                    href,
+                    f"{title}: list these outputs",
                 )
         frame.add("</g>")
     return frame.render("line")
@@ -278,19 +309,28 @@ def bar_chart(
     targets: Sequence[Target] = (),
     y_max: float | None = None,
     fmt: Callable[[float, float], str] = _fmt_number,
+    category_colours: Sequence[str] | None = None,
     empty: str = "No data in this period",
 ) -> SafeString:
     """Vertical bars, one group (or stack) per category; ``values`` align with ``categories``;
-    None is a missing value (no bar)."""
+    None is a missing value (no bar), 0 a measured zero (a thin bar and a "0" label).
+    ``category_colours`` colours one series' bars by category (each a model version whose
+    colour the rest of the page uses); the category labels under the bars name them."""
     series = [
-        Series(s.name, list(s.values), s.colour or PALETTE[i % len(PALETTE)]) for i, s in enumerate(series)
+        Series(s.name, list(s.values), s.colour or PALETTE[i % len(PALETTE)], s.links)
+        for i, s in enumerate(series)
     ]
     frame = _Frame(
         title, f"{len(categories)} categories, {len(series)} series" + (f"; {y_label}" if y_label else "")
     )
     present = [v for s in series for v in s.values if v is not None]
-    if not categories or not any(present):
+    if not categories or not present:
         return _empty(frame, "bar", empty)
+    band = (frame.x1 - frame.x0) / len(categories)
+    label_every, vertical = _category_layout(categories, band)
+    if vertical:  # long names (model versions): written upwards under their bar, all of them
+        frame.pad_bottom = PAD_BOTTOM + int(min(max(map(len, categories)), MAX_LABEL) * CHAR_W)
+        frame.height += frame.pad_bottom - PAD_BOTTOM
     if stacked:
         top = max(sum(s.values[i] or 0 for s in series) for i in range(len(categories)))
     else:
@@ -298,35 +338,72 @@ def bar_chart(
     hi = max([top, y_max or 0] + [t.value for t in targets])
     ticks = nice_ticks(min(0.0, min(present)), hi)
     sy = _y_axis(frame, ticks, y_label, fmt)
-    band = (frame.x1 - frame.x0) / len(categories)
     inner = band * 0.78
     bar_w = inner if stacked else inner / len(series)
-    label_every = max(1, math.ceil(len(categories) * 7 * CHAR_W / (frame.x1 - frame.x0)))
     for i, cat in enumerate(categories):
         cx = frame.x0 + band * i + band / 2
-        if i % label_every == 0:
+        if vertical:
+            shown = cat if len(cat) <= MAX_LABEL else cat[: MAX_LABEL - 1] + "…"
             frame.add(
-                f'<text class="tick" x="{cx:.1f}" y="{frame.y0 + 16}" text-anchor="middle">'
+                f'<text class="tick x-tick" transform="translate({cx:.1f} {frame.y0 + 8}) rotate(-90)" '
+                f'text-anchor="end" dominant-baseline="middle">{escape(shown)}<title>{escape(cat)}</title></text>'
+            )
+        elif i % label_every == 0:
+            frame.add(
+                f'<text class="tick x-tick" x="{cx:.1f}" y="{frame.y0 + 16}" text-anchor="middle">'
                 f"{escape(cat)}</text>"
             )
         base = 0.0
+        zero = None
         for j, s in enumerate(series):
             v = s.values[i]
-            if not v:
+            if v is None or (stacked and v == 0):
+                zero = s if stacked and v == 0 and zero is None else zero
                 continue
+            colour = category_colours[i] if category_colours else s.colour
             lo, hi_v = (base, base + v) if stacked else (0.0, v)
             x = cx - inner / 2 + (0 if stacked else j * bar_w)
             y_top, y_bot = sy(max(lo, hi_v)), sy(min(lo, hi_v))
-            frame.add(
-                f'<rect class="bar" x="{x:.1f}" y="{y_top:.1f}" width="{max(bar_w - 1, 1):.1f}" '
-                f'height="{max(y_bot - y_top, 0.5):.1f}" fill="{s.colour}"><title>{escape(s.name)} · '
-                f"{escape(cat)}: {escape(fmt(v, 0.001 if v < 10 else 1))}</title></rect>"
+            title = f"{s.name} · {cat}: {fmt(v, 0.001 if v < 10 else 1)}"
+            if v == 0:  # a measured zero stays visible: a thin bar on the axis and its value
+                y_top = y_bot - ZERO_BAR
+                frame.add(
+                    f'<text class="zero-label" x="{x + bar_w / 2:.1f}" y="{y_top - 3:.1f}" '
+                    f'text-anchor="middle">0</text>'
+                )
+            frame.mark(
+                f'<rect class="bar{" zero" if v == 0 else ""}" x="{x:.1f}" y="{y_top:.1f}" '
+                f'width="{max(bar_w - 1, 1):.1f}" height="{max(y_bot - y_top, 0.5):.1f}" fill="{colour}">'
+                f"<title>{escape(title)}</title></rect>",
+                s.link(i),
+                f"{title}: list these outputs",
             )
             if stacked:
                 base += v
+        if stacked and base == 0 and zero is not None:  # a stack of zeros: one thin bar, labelled
+            y_bot = sy(0.0)
+            frame.add(
+                f'<rect class="bar zero" x="{cx - inner / 2:.1f}" y="{y_bot - ZERO_BAR:.1f}" '
+                f'width="{max(inner - 1, 1):.1f}" height="{ZERO_BAR}" fill="{zero.colour}">'
+                f"<title>{escape(cat)}: 0</title></rect>"
+                f'<text class="zero-label" x="{cx:.1f}" y="{y_bot - ZERO_BAR - 3:.1f}" text-anchor="middle">0</text>'
+            )
     _targets(frame, targets, sy, fmt)
-    _legend(frame, series, targets)
+    # Bars coloured by category are named by their labels: a key for the series would mislead.
+    _legend(frame, [] if category_colours else series, targets)
     return frame.render("bar")
+
+
+def _category_layout(categories: Sequence[str], band: float) -> tuple[int, bool]:
+    """(label every n-th category, write them upwards). Labels that fit their band are all
+    written across; many short ones (days) are thinned out; a few long ones (version names)
+    are all written upwards, so that no two overlap and none is left out."""
+    widest = max(len(c) for c in categories) * CHAR_W + 8
+    if widest <= band:
+        return 1, False
+    if len(categories) > MAX_VERTICAL_LABELS or band < 14:
+        return math.ceil(widest / band), False
+    return 1, True
 
 
 def histogram(
@@ -338,11 +415,12 @@ def histogram(
     y_label: str = "share of outputs",
     fmt: Callable[[float, float], str] = fmt_percent,
     targets: Sequence[Target] = (),
+    bin_links: Sequence[str | None] | None = None,
     empty: str = "No data in this period",
 ) -> SafeString:
     """Overlaid step outlines with a light fill, one per series, over shared bins.
     ``edges`` has one more entry than each series' ``values``; ``targets`` mark x positions
-    (a threshold), not y values."""
+    (a threshold), not y values; ``bin_links`` a drill-down URL per bin."""
     series = [
         Series(s.name, list(s.values), s.colour or PALETTE[i % len(PALETTE)]) for i, s in enumerate(series)
     ]
@@ -381,13 +459,15 @@ def histogram(
         d.append(f"L{sx(edges[-1]):.1f},{sy(0):.1f} Z")
         frame.add(
             f'<g class="series"><path class="area" d="{" ".join(d)}" fill="{s.colour}" stroke="{s.colour}">'
-            f"<title>{escape(s.name)}</title></path>"
+            f"<title>{escape(s.name)}</title></path></g>"
         )
-        for i, v in enumerate(s.values):  # invisible hit boxes carrying each bin's value
-            frame.add(
-                f'<rect class="hit" x="{sx(edges[i]):.1f}" y="{frame.y1}" width="{sx(edges[i + 1]) - sx(edges[i]):.1f}"'
-                f' height="{frame.y0 - frame.y1}"><title>{escape(s.name)} · {edges[i]:g}–{edges[i + 1]:g}: '
-                f"{escape(fmt(v or 0, 0.001))}</title></rect>"
-            )
-        frame.add("</g>")
+    for i in range(len(edges) - 1):  # an invisible hit box per bin: every series' value there
+        band = f"{edges[i]:g}–{edges[i + 1]:g}"
+        title = f"{band}: " + ", ".join(f"{s.name} {fmt(s.values[i] or 0, 0.001)}" for s in series)
+        frame.mark(
+            f'<rect class="hit" x="{sx(edges[i]):.1f}" y="{frame.y1}" width="{sx(edges[i + 1]) - sx(edges[i]):.1f}"'
+            f' height="{frame.y0 - frame.y1}"><title>{escape(title)}</title></rect>',
+            bin_links[i] if bin_links else None,
+            f"scores {band}: list these outputs",
+        )
     return frame.render("histogram")

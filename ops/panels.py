@@ -7,10 +7,13 @@ Every function here reads through ``selectors`` a fixed number of times and does
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from annotation import selectors as annotation_selectors
 from feedback.models import ReviewItem
@@ -69,25 +72,71 @@ def _days(since: datetime, now: datetime) -> list[datetime]:
     return [start + timedelta(days=i) for i in range((now - start).days + 1)]
 
 
+def _last_day(now: datetime, until: datetime | None) -> datetime:
+    """Midnight of the window's last day: today's, or the day before ``until``."""
+    end = timezone.localtime(until - timedelta(days=1) if until else now)
+    return end.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _in_window(rows: list[dict], until: datetime | None) -> list[dict]:
+    """Daily rows before ``until`` (the selectors read from ``since`` on)."""
+    return rows if until is None else [r for r in rows if r["day"] < until]
+
+
 def _version_name(labels: dict, pk) -> str:
     return labels.get(pk, {"name": f"version {pk}"})["name"]
 
 
-def cognition(*, since: datetime, now: datetime) -> dict:
+def version_colours(pks) -> dict:
+    """One colour per model version for a whole page, whichever chart shows it: the page's
+    versions in the order they were made (by id), outputs without a version last. Every chart
+    also names them (a legend or labels): the colour is never the only key."""
+    ordered = sorted(set(pks), key=lambda pk: (pk is None, pk or 0))
+    return {pk: charts.PALETTE[i % len(charts.PALETTE)] for i, pk in enumerate(ordered)}
+
+
+def outputs_url(*, start: date, end: date, **filters) -> str:
+    """The outputs list (ops.views.outputs) from ``start`` to ``end``, with ``filters``: a chart's
+    or a table's drill-down."""
+    query = {"from": f"{start:%Y-%m-%d}", "to": f"{end:%Y-%m-%d}"}
+    query.update((k, "external" if k == "version" and v is None else v) for k, v in filters.items())
+    return f"{reverse('dashboards:outputs')}?{urlencode(query)}"
+
+
+def _day_url(day: datetime, **filters) -> str:
+    d = timezone.localtime(day).date()
+    return outputs_url(start=d, end=d, **filters)
+
+
+def cognition(*, since: datetime, now: datetime, until: datetime | None = None) -> dict:
     labels = selectors.version_labels()
     threshold = selectors.capture_threshold()
     rows, hist = selectors.cognition_by_day(since=since, low_below=threshold)
+    if until is not None:
+        rows = _in_window(rows, until)
+        hist = selectors.score_histogram(since=since, until=until)
+    last_day = _last_day(now, until)
+    first, last = timezone.localtime(since).date(), last_day.date()
 
     by_version: dict = defaultdict(list)
     for r in rows:
         by_version[r["model_version_id"]].append(r)
     order = sorted(by_version, key=lambda pk: (pk is None, pk or 0))
+    colours = version_colours([*by_version, *hist])
 
-    def daily(field: str, weight: str = "n") -> list[Series]:
-        return [
-            Series(_version_name(labels, pk), [(r["day"], r[field]) for r in by_version[pk] if r[weight]])
-            for pk in order
-        ]
+    def daily(field: str, weight: str = "n", **filters) -> list[Series]:
+        out = []
+        for pk in order:
+            rs = [r for r in by_version[pk] if r[weight]]
+            out.append(
+                Series(
+                    _version_name(labels, pk),
+                    [(r["day"], r[field]) for r in rs],
+                    colours[pk],
+                    [_day_url(r["day"], version=pk, **filters) for r in rs],
+                )
+            )
+        return out
 
     totals = []
     for pk in order:
@@ -97,6 +146,9 @@ def cognition(*, since: datetime, now: datetime) -> dict:
         totals.append(
             {
                 "name": _version_name(labels, pk),
+                "colour": colours[pk],
+                "url": outputs_url(start=first, end=last, version=pk),
+                "low_url": outputs_url(start=first, end=last, version=pk, score_max=threshold),
                 "status": labels.get(pk, {}).get("status", ""),
                 "n": n,
                 "score": sum(r["score"] * r["n"] for r in rs) / n,
@@ -110,10 +162,11 @@ def cognition(*, since: datetime, now: datetime) -> dict:
         )
     edges = [i / selectors.SCORE_BINS for i in range(selectors.SCORE_BINS + 1)]
     hist_series = [
-        Series(_version_name(labels, pk), [c / (sum(hist[pk]) or 1) for c in hist[pk]])
+        Series(_version_name(labels, pk), [c / (sum(hist[pk]) or 1) for c in hist[pk]], colours[pk])
         for pk in sorted(hist, key=lambda pk: (pk is None, pk or 0))
     ]
-    window = {"x_range": (since, now.replace(hour=0, minute=0, second=0, microsecond=0))}
+    days = sorted({r["day"] for r in rows})
+    window = {"x_range": (since, last_day)}
     score_axis = {"y_min": 0.0, "y_max": 1.0, **window}
     return {
         "totals": totals,
@@ -125,6 +178,10 @@ def cognition(*, since: datetime, now: datetime) -> dict:
                 series=hist_series,
                 x_label="cognition score",
                 targets=[Target(f"capture below {threshold:g}", threshold)],
+                bin_links=[
+                    outputs_url(start=first, end=last, score_min=round(lo, 4), score_max=round(hi, 4))
+                    for lo, hi in zip(edges, edges[1:])
+                ],
             ),
             charts.line_chart(
                 title="Mean cognition score per day", series=daily("score"), y_label="score", **score_axis
@@ -149,9 +206,12 @@ def cognition(*, since: datetime, now: datetime) -> dict:
                 title=f"Share of outputs below the capture threshold ({threshold:g}) per day",
                 series=[
                     Series(
-                        _version_name(labels, pk), [(r["day"], r["n_low"] / r["n"]) for r in by_version[pk]]
+                        s.name,
+                        [(r["day"], r["n_low"] / r["n"]) for r in by_version[pk]],
+                        s.colour,
+                        s.links,
                     )
-                    for pk in order
+                    for pk, s in zip(order, daily("n", score_max=threshold))
                 ],
                 y_label="share",
                 fmt=charts.fmt_percent,
@@ -161,19 +221,21 @@ def cognition(*, since: datetime, now: datetime) -> dict:
             ),
             charts.bar_chart(
                 title="Outputs per day by model version",
-                categories=_day_labels(rows),
-                series=_pivot(
-                    [(r["day"], _version_name(labels, r["model_version_id"]), r["n"]) for r in rows]
-                ),
+                categories=[d.strftime("%b %d") for d in days],
+                series=[
+                    Series(
+                        _version_name(labels, pk),
+                        [next((r["n"] for r in by_version[pk] if r["day"] == d), None) for d in days],
+                        colours[pk],
+                        [_day_url(d, version=pk) for d in days],
+                    )
+                    for pk in order
+                ],
                 stacked=True,
                 y_label="outputs",
             ),
         ],
     }
-
-
-def _day_labels(rows: list[dict]) -> list[str]:
-    return [d.strftime("%b %d") for d in sorted({r["day"] for r in rows})]
 
 
 def _pivot(triples: list[tuple], categories: list | None = None) -> list[Series]:
@@ -187,50 +249,66 @@ def _pivot(triples: list[tuple], categories: list | None = None) -> list[Series]
     return [Series(name, vals) for name, vals in sorted(values.items())]  # stable colours per name
 
 
-def capture(*, since: datetime, now: datetime) -> dict:
-    outputs = selectors.outputs_by_day(since=since)
-    captured = selectors.captures_by_day(since=since)
+def capture(*, since: datetime, now: datetime, until: datetime | None = None) -> dict:
+    outputs = {d: n for d, n in selectors.outputs_by_day(since=since).items() if until is None or d < until}
+    captured = _in_window(selectors.captures_by_day(since=since), until)
     threshold = selectors.capture_threshold()
+    first, last = timezone.localtime(since).date(), _last_day(now, until).date()
     days = sorted(set(outputs) | {r["day"] for r in captured})
     per_day: dict = defaultdict(int)
     reasons: dict = defaultdict(int)
     for r in captured:
         per_day[r["day"]] += r["n"]
         reasons[r["reason"]] += r["n"]
-    rate = [(d, per_day[d] / outputs[d]) for d in days if outputs.get(d)]
+    rate_days = [d for d in days if outputs.get(d)]
     n_out, n_cap = sum(outputs.values()), sum(per_day.values())
     reason_labels = dict(ReviewItem.Reason.choices)
+    by_reason: dict = defaultdict(dict)
+    for r in captured:
+        by_reason[r["reason"]][r["day"]] = by_reason[r["reason"]].get(r["day"], 0) + r["n"]
     return {
         "quality": annotation_selectors.capture_quality(threshold=threshold),
         "outputs": n_out,
+        "outputs_url": outputs_url(start=first, end=last),
         "captured": n_cap,
+        "captured_url": outputs_url(start=first, end=last, captured="yes"),
         "rate": n_cap / n_out if n_out else None,
         "threshold": threshold,
         "reasons": [
-            {"reason": reason_labels.get(k, k), "n": v, "share": v / n_cap}
+            {
+                "reason": reason_labels.get(k, k),
+                "n": v,
+                "share": v / n_cap,
+                "url": outputs_url(start=first, end=last, reason=k),
+            }
             for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])
         ],
         "charts": [
             charts.line_chart(
                 title="Capture rate per day (review items / outputs)",
-                series=[Series("capture rate", rate)],
+                series=[
+                    Series(
+                        "capture rate",
+                        [(d, per_day[d] / outputs[d]) for d in rate_days],
+                        links=[_day_url(d, captured="yes") for d in rate_days],
+                    )
+                ],
                 y_label="captured",
                 fmt=charts.fmt_percent,
                 y_min=0.0,
-                x_range=(since, now.replace(hour=0, minute=0, second=0, microsecond=0)),
+                x_range=(since, _last_day(now, until)),
             ),
             charts.bar_chart(
                 title="Captured outputs per day by reason",
                 categories=[d.strftime("%b %d") for d in days],
-                series=_pivot(
-                    [
-                        (d.strftime("%b %d"), reason_labels.get(r["reason"], r["reason"]), r["n"])
-                        for d in days
-                        for r in captured
-                        if r["day"] == d
-                    ],
-                    [d.strftime("%b %d") for d in days],
-                ),
+                series=[
+                    Series(
+                        reason_labels.get(k, k),
+                        [by_reason[k].get(d) for d in days],
+                        links=[_day_url(d, reason=k) for d in days],
+                    )
+                    for k in sorted(by_reason, key=lambda k: reason_labels.get(k, k))
+                ],
                 stacked=True,
                 y_label="review items",
             ),
@@ -238,11 +316,11 @@ def capture(*, since: datetime, now: datetime) -> dict:
     }
 
 
-def queue(*, since: datetime, now: datetime) -> dict:
+def queue(*, since: datetime, now: datetime, until: datetime | None = None) -> dict:
     depth = selectors.queue_depth()
     age = selectors.queue_age(now=now)
-    arrivals = selectors.captures_by_day(since=since)
-    done = selectors.annotations_by_day_and_reviewer(since=since)
+    arrivals = _in_window(selectors.captures_by_day(since=since), until)
+    done = _in_window(selectors.annotations_by_day_and_reviewer(since=since), until)
     reason_labels = dict(ReviewItem.Reason.choices)
     statuses = list(ReviewItem.Status.values)
     counts = {s: 0 for s in statuses}
@@ -256,7 +334,7 @@ def queue(*, since: datetime, now: datetime) -> dict:
         ],
         [str(s) for s in selectors.OPEN_STATUSES],
     )
-    days = _days(since, now)
+    days = _days(since, _last_day(now, until))
     arrived: dict = defaultdict(int)
     annotated: dict = defaultdict(int)
     for r in arrivals:
@@ -279,7 +357,7 @@ def queue(*, since: datetime, now: datetime) -> dict:
             charts.bar_chart(
                 title="Age of open review items",
                 categories=[label for label, _ in age["buckets"]],
-                series=[Series("open items", [n for _, n in age["buckets"]])],
+                series=[Series("open items", [n for _, n in age["buckets"]])] if age["open"] else [],
                 y_label="items",
                 empty="The queue is empty",
             ),
@@ -298,11 +376,15 @@ def queue(*, since: datetime, now: datetime) -> dict:
     }
 
 
-def reviewers(*, since: datetime, now: datetime) -> dict:
-    daily = selectors.annotations_by_day_and_reviewer(since=since)
-    totals = selectors.reviewer_totals(since=since)
+def reviewers(*, since: datetime, now: datetime, until: datetime | None = None) -> dict:
+    daily = _in_window(selectors.annotations_by_day_and_reviewer(since=since), until)
+    totals = (
+        selectors.reviewer_totals(since=since)
+        if until is None
+        else selectors.reviewer_totals_between(since=since, until=until)
+    )
     top = [t["annotator__username"] for t in totals[:MAX_REVIEWER_SERIES]]
-    days = _days(since, now)
+    days = _days(since, _last_day(now, until))
     labels = [d.strftime("%b %d") for d in days]
     triples = [
         (
@@ -516,6 +598,7 @@ def models() -> dict:
     evals = selectors.latest_evaluations(version_ids=ids)
     runs = selectors.gate_decisions(version_ids=ids)
     names = [v.name for v in versions]
+    colours = version_colours(ids)
     table = []
     for v in versions:
         ev = evals.get(v.pk)
@@ -523,6 +606,7 @@ def models() -> dict:
         table.append(
             {
                 "version": v,
+                "colour": colours[v.pk],
                 "evaluation": ev,
                 "run": runs.get(v.pk),
                 "metrics": [
@@ -544,6 +628,7 @@ def models() -> dict:
                 title=label + (f" (target {target[0]} {_fmt(target[1], fmt)})" if target else ""),
                 categories=names,
                 series=[Series(label, values)],
+                category_colours=[colours[pk] for pk in ids],
                 fmt=charts.fmt_percent if fmt == "percent" else charts._fmt_number,
                 targets=[Target(f"target {target[0]} {_fmt(target[1], fmt)}", target[1])] if target else [],
                 y_max=1.0 if fmt in ("percent", "score") else None,
@@ -552,7 +637,11 @@ def models() -> dict:
         )
     slice_names = sorted({s for row in table for s in row["slices"]})
     slice_series = [
-        Series(row["version"].name, [(row["slices"].get(s) or {}).get("accuracy") for s in slice_names])
+        Series(
+            row["version"].name,
+            [(row["slices"].get(s) or {}).get("accuracy") for s in slice_names],
+            row["colour"],
+        )
         for row in table
         if row["slices"]
     ]
@@ -560,6 +649,7 @@ def models() -> dict:
         (
             {
                 "at": e.get("at", ""),
+                "when": parse_datetime(str(e.get("at", ""))),
                 "version": v.name,
                 "event": _event_name(e),
                 "detail": e.get("reason") or e.get("by", ""),

@@ -16,7 +16,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Avg, Count, F, FloatField, Min, Q, Sum, Value
+from django.db.models import Avg, Count, F, FloatField, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Floor, Least, TruncDay
 from django.utils import timezone
 
@@ -282,3 +282,91 @@ def overview(*, now: datetime | None = None) -> dict:
         "last_run": TrainingRun.objects.only("period", "stage", "created_at").order_by("-created_at").first(),
         "last_dataset": DatasetVersion.objects.only("period", "counts", "growth").order_by("-period").first(),
     }
+
+
+def score_histogram(*, since: datetime, until: datetime) -> dict[int | None, list[int]]:
+    """Per model version, outputs per score bin (as ``cognition_by_day``'s histogram) created
+    in [since, until): a range that ends before today, whose daily rows the page filters."""
+    rows = (
+        Output.objects.filter(created_at__gte=since, created_at__lt=until)
+        .annotate(
+            bin=Least(
+                Floor(F("cognition_score") * SCORE_BINS), Value(SCORE_BINS - 1.0), output_field=FloatField()
+            )
+        )
+        .values("model_version_id", "bin")
+        .annotate(n=Count("*"))
+    )
+    histogram: dict[int | None, list[int]] = defaultdict(lambda: [0] * SCORE_BINS)
+    for r in rows:
+        histogram[r["model_version_id"]][max(0, int(r["bin"]))] += r["n"]
+    return dict(histogram)
+
+
+def reviewer_totals_between(*, since: datetime, until: datetime) -> list[dict]:
+    """``reviewer_totals`` over [since, until): a range that ends before today."""
+    return list(
+        Annotation.objects.filter(created_at__gte=since, created_at__lt=until)
+        .values("annotator__username")
+        .annotate(
+            n=Count("id"),
+            approved=Count("id", filter=Q(status=Annotation.Status.APPROVED)),
+            rejected=Count("id", filter=Q(status=Annotation.Status.REJECTED)),
+            submitted=Count("id", filter=Q(status=Annotation.Status.SUBMITTED)),
+            transparent=Count("id", filter=Q(transparent=True)),
+            second_reviews=Count("id", filter=Q(second_reviewer__isnull=False)),
+        )
+        .order_by("-n", "annotator__username")
+    )
+
+
+def outputs_filtered(
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    version_id: int | None = None,
+    external: bool = False,
+    captured: bool | None = None,
+    reason: str | None = None,
+    score_min: float | None = None,
+    score_max: float | None = None,
+) -> QuerySet[Output]:
+    """Outputs created in [since, until) (until None: up to now), newest first, with what their
+    list shows (version, review item). ``external``: only those scored without a version;
+    ``captured``: sent for review or not; ``reason``: captured for that reason; the score band
+    is [score_min, score_max), and a band ending at 1 includes 1 (the histogram's top bin)."""
+    rows = Output.objects.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
+    if external:
+        rows = rows.filter(model_version__isnull=True)
+    elif version_id is not None:
+        rows = rows.filter(model_version_id=version_id)
+    if captured is not None:
+        rows = rows.filter(review_item__isnull=not captured)
+    if reason:
+        rows = rows.filter(review_item__reason=reason)
+    if score_min is not None:
+        rows = rows.filter(cognition_score__gte=score_min)
+    if score_max is not None:
+        rows = (
+            rows.filter(cognition_score__lte=1.0)
+            if score_max >= 1
+            else rows.filter(cognition_score__lt=score_max)
+        )
+    return (
+        rows.select_related("model_version", "review_item")
+        .only(
+            "uuid",
+            "prompt",
+            "answer",
+            "cognition_score",
+            "consistency",
+            "adaptability",
+            "created_at",
+            "model_version__name",
+            "review_item__reason",
+            "review_item__status",
+        )
+        .order_by("-created_at", "-pk")
+    )

@@ -11,6 +11,7 @@ dashboard_patterns = [
     path("datasets/", views.datasets, name="datasets"),
     path("training/", views.training, name="training"),
     path("models/", views.models, name="models"),
+    path("outputs/", views.outputs, name="outputs"),
 ]
 
 urlpatterns = [

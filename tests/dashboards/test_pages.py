@@ -273,3 +273,39 @@ def test_pages_carry_no_inline_code_and_load_their_stylesheets(staff_client, see
     assert [static("cogloop/base.css"), static("ops/charts.css"), static("ops/dashboards.css")] == [
         url for url in scan.linked if url.endswith(".css")
     ]
+
+
+def test_outputs_list_costs_the_same_queries_at_five_times_the_rows(staff_client, seeded):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            response = staff_client.get(reverse("dashboards:outputs"), {"captured": "yes", "page": 2})
+            assert response.status_code == 200
+        return len(ctx.captured_queries)
+
+    small = queries()
+    seed_more(scale=4, seed=11)
+    assert queries() == small <= MAX_QUERIES
+
+
+def test_a_custom_range_ending_before_today_counts_only_its_days(staff_client, seeded):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.models import Annotation
+    from inference.models import Output
+
+    end = timezone.localdate() - timedelta(days=5)
+    start = end - timedelta(days=6)
+    since = timezone.make_aware(timezone.datetime.combine(start, timezone.datetime.min.time()))
+    until = since + timedelta(days=7)
+    query = {"from": f"{start:%Y-%m-%d}", "to": f"{end:%Y-%m-%d}"}
+    capture = staff_client.get(reverse("dashboards:capture"), query).context
+    assert capture["outputs"] == Output.objects.filter(created_at__gte=since, created_at__lt=until).count()
+    cognition = staff_client.get(reverse("dashboards:cognition"), query).context
+    assert sum(t["n"] for t in cognition["totals"]) == capture["outputs"]
+    reviewers = staff_client.get(reverse("dashboards:reviewers"), query).context
+    assert sum(t["n"] for t in reviewers["totals"]) == (
+        Annotation.objects.filter(created_at__gte=since, created_at__lt=until).count()
+    )
+    assert staff_client.get(reverse("dashboards:capture"), {"from": "2026-05-02"}).context["range_problems"]

@@ -211,7 +211,7 @@
     restoring = false;
     if (draftStatus) {
       draftStatus.querySelector("span").textContent = "Your unsaved work on this item from " +
-        new Date(draft.saved).toLocaleString() + " is restored.";
+        window.cogloopTime.dateTime(new Date(draft.saved)) + " is restored.";
       draftStatus.hidden = false;
     }
   }
@@ -254,7 +254,7 @@
     post(form.dataset.leaseUrl).then(function (r) { return r.json(); }).then(function (data) {
       if (data.held) {
         var until = new Date(data.expires_at);
-        say("You hold this item until " + until.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"}) +
+        say("You hold this item until " + window.cogloopTime.time(until) +
             "; the lease renews while this page is open and is released when you leave or skip.");
       } else {
         lost(data.message + ".");
