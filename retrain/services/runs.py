@@ -6,11 +6,13 @@ import logging
 import os
 import shutil
 import socket
+import threading
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from cogloop.errors import ApplicationError
@@ -218,6 +220,41 @@ def _lease_owner() -> str:
 
 
 LEASE_STALE_AFTER = timedelta(minutes=5)
+# The lease beats on this clock while a run works, whatever the work reports: an evaluation
+# or a merge of a large model can go minutes without a progress event.
+LEASE_HEARTBEAT_S = 60.0
+
+
+@contextmanager
+def lease_heartbeat(run: TrainingRun, *, every: float | None = None):
+    """Renew ``run``'s lease every ``every`` seconds (LEASE_HEARTBEAT_S) from a thread of its
+    own while the block runs, so that a long stage never looks like a dead worker to the
+    reconcile. The renewal is conditional on this process still owning the lease; a lost
+    lease is logged and the beating stops (the owner that took it carries the run)."""
+    stop = threading.Event()
+    owner, interval = _lease_owner(), LEASE_HEARTBEAT_S if every is None else every
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                held = TrainingRun.objects.filter(pk=run.pk, lease_owner=owner).update(
+                    heartbeat_at=timezone.now()
+                )
+                if not held:
+                    log.error("training run %s: lease taken by another worker; heartbeat stops", run.pk)
+                    return
+        except Exception:  # a database blip: the next progress event or the reconcile decides
+            log.exception("training run %s: heartbeat failed", run.pk)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"lease-heartbeat-{run.pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval + 10)
 
 
 def training_run_acquire(*, run_id: int) -> TrainingRun | None:
@@ -397,12 +434,18 @@ def _train_and_register(run: TrainingRun, base: ModelVersion, base_dir: Path) ->
 
 def training_run_execute(*, run_id: int) -> TrainingRun | None:
     """Run every stage of a training run. Long: holds a DB lease, never a transaction."""
-    # Torch loads only in the process that evaluates.
-    from retrain.trainer.evaluate import error_class, evaluate_dir, summarize
-
     run = training_run_acquire(run_id=run_id)
     if run is None:
         return None
+    with lease_heartbeat(run):
+        return _execute(run)
+
+
+def _execute(run: TrainingRun) -> TrainingRun:
+    """training_run_execute's stages, under the run's lease."""
+    # Torch loads only in the process that evaluates.
+    from retrain.trainer.evaluate import error_class, evaluate_dir, summarize
+
     try:
         dataset_version_verify_files(run.dataset)
         versions = _required_eval_sets()
@@ -469,7 +512,7 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
             _update(run, stage=TrainingRun.Stage.DONE, decision=decision, finished_at=timezone.now())
         return run
     except Exception as exc:
-        log.exception("training run %s failed", run_id)
+        log.exception("training run %s failed", run.pk)
         _update(
             run,
             stage=TrainingRun.Stage.FAILED,

@@ -172,3 +172,29 @@ def test_a_reworded_held_out_problem_never_enters_a_dataset(annotate, product_ap
     assert version.counts["reflection"] == 3
     assert version.composition["held_out_excluded"] == 3  # its reflection, strategy and uncertainty samples
     assert not version.samples.filter(payload__prompt=reworded).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_stage_keeps_the_lease_alive_and_a_taken_lease_stops_the_beat(run):
+    """The heartbeat beats from its own thread (and connection) while the stage reports
+    nothing, so the reconcile never hands a working run to a second worker."""
+    import time
+
+    from retrain.services import runs
+
+    stale = timezone.now() - timedelta(minutes=30)
+    TrainingRun.objects.filter(pk=run.pk).update(stage="training", heartbeat_at=stale, lease_owner="")
+    held = runs.training_run_acquire(run_id=run.pk)
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=stale)  # as if minutes went by
+    with runs.lease_heartbeat(held, every=0.05):
+        time.sleep(1.0)  # a stage with no progress events
+        assert services.training_run_reconcile() == [], "a beating run is not stale"
+    run.refresh_from_db()
+    assert timezone.now() - run.heartbeat_at < timedelta(seconds=5)
+
+    # Another worker took the lease: this process's heartbeat must not keep it looking alive.
+    TrainingRun.objects.filter(pk=run.pk).update(lease_owner="other:1", heartbeat_at=stale)
+    with runs.lease_heartbeat(held, every=0.05):
+        time.sleep(0.3)
+    run.refresh_from_db()
+    assert run.heartbeat_at == stale and run.lease_owner == "other:1"
