@@ -6,6 +6,8 @@ import hashlib
 import json
 import logging
 import re
+import time
+import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -15,7 +17,8 @@ from django.utils import timezone
 
 from cogloop.draws import stable_draw
 from cogloop.errors import ApplicationError
-from cogloop.outbox import outbox_enqueue
+from cogloop.models import OutboxMessage
+from cogloop.outbox import outbox_enqueue_many, outbox_written
 from feedback.models import CapturePolicy, Feedback, ReviewItem
 from feedback.selectors import review_item_open_q
 from inference.models import Output, ProductApp
@@ -40,16 +43,51 @@ def capture_policy_get() -> CapturePolicy:
     return policy
 
 
+# (policy, read at) of this process: the policy is read on every output and every capture, and
+# changes a few times a year. Trusted CAPTURE_POLICY_CACHE_S seconds; a change made in this
+# process (the admin) drops it at once.
+_policy_cached: tuple[CapturePolicy, float] | None = None
+
+
+def capture_policy_cached() -> CapturePolicy:
+    """The capture policy as this process last read it, at most CAPTURE_POLICY_CACHE_S old."""
+    global _policy_cached
+    now = time.monotonic()
+    if _policy_cached is None or now - _policy_cached[1] >= settings.CAPTURE_POLICY_CACHE_S:
+        _policy_cached = (capture_policy_get(), now)
+    return _policy_cached[0]
+
+
+def capture_policy_forget() -> None:
+    """Drop this process's copy of the policy (after a change, and between tests)."""
+    global _policy_cached
+    _policy_cached = None
+
+
+def capture_policy_update(*, policy: CapturePolicy, fields: list[str] | None = None) -> CapturePolicy:
+    """Save an edited policy; this process uses it from the next request, others within
+    CAPTURE_POLICY_CACHE_S."""
+    policy.save(update_fields=fields)
+    capture_policy_forget()
+    transaction.on_commit(capture_policy_forget)
+    return policy
+
+
 def prompt_fingerprint(prompt: str) -> str:
     """Near-duplicate key: case, punctuation and whitespace do not make a prompt new."""
     normal = re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", prompt.lower())).strip()
     return hashlib.sha256(normal.encode()).hexdigest()
 
 
-def _queue(*, output: Output, reason: str, detail: str, priority: float) -> ReviewItem | None:
-    """Queue an output unless it is queued already or an open item has a near-duplicate prompt."""
+def _queue(
+    *, output: Output, reason: str, detail: str, priority: float, new_output: bool = False
+) -> ReviewItem | None:
+    """Queue an output unless it is queued already or an open item has a near-duplicate prompt.
+
+    ``new_output``: the output was created in this transaction, so no item can hold it yet.
+    """
     fingerprint = prompt_fingerprint(output.prompt)
-    existing = ReviewItem.objects.select_for_update().filter(output=output).first()
+    existing = None if new_output else ReviewItem.objects.select_for_update().filter(output=output).first()
     if existing:
         if priority < existing.priority:
             existing.priority = priority
@@ -72,13 +110,14 @@ def _queue(*, output: Output, reason: str, detail: str, priority: float) -> Revi
 
 def review_item_capture_for_output(output: Output) -> ReviewItem | None:
     """The output-created hook: low scores are captured, a small share of the rest audited."""
-    policy = capture_policy_get()
+    policy = capture_policy_cached()
     if output.cognition_score < policy.score_below:
         return _queue(
             output=output,
             reason=ReviewItem.Reason.LOW_SCORE,
             detail=f"cognition score {output.cognition_score:.2f} < {policy.score_below:.2f}",
             priority=output.cognition_score,
+            new_output=True,
         )
     if stable_draw("audit", output.uuid) < policy.audit_share:
         return _queue(
@@ -86,6 +125,7 @@ def review_item_capture_for_output(output: Output) -> ReviewItem | None:
             reason=ReviewItem.Reason.AUDIT_SAMPLE,
             detail=f"random audit of a high score ({output.cognition_score:.2f})",
             priority=1.0 + output.cognition_score,  # audits go after every real problem
+            new_output=True,
         )
     return None
 
@@ -102,7 +142,7 @@ def feedback_apply_capture(*, feedback_id: int) -> ReviewItem | None:
         return None
     fb.captured_at = timezone.now()
     fb.save(update_fields=["captured_at"])
-    policy = capture_policy_get()
+    policy = capture_policy_cached()
     reasons = []
     if fb.rating is not None and fb.rating <= policy.rating_at_or_below:
         reasons.append(f"rated {fb.rating}/5")
@@ -126,10 +166,13 @@ def feedback_capture_enqueue(*, feedback_ids: list[int]) -> None:
     """Ask for the capture of these feedback ids, a chunk per message (in the caller's
     transaction): short tasks that a killed worker loses little of and others share."""
     chunk = settings.FEEDBACK_CAPTURE_CHUNK
-    for start in range(0, len(feedback_ids), chunk):
-        outbox_enqueue(
-            task_name=FEEDBACK_CAPTURE_TASK, payload={"feedback_ids": feedback_ids[start : start + chunk]}
-        )
+    outbox_enqueue_many(
+        task_name=FEEDBACK_CAPTURE_TASK,
+        payloads=[
+            {"feedback_ids": feedback_ids[start : start + chunk]}
+            for start in range(0, len(feedback_ids), chunk)
+        ],
+    )
 
 
 def feedback_capture_reconcile(*, grace: timedelta | None = None, limit: int = 500) -> int:
@@ -182,8 +225,106 @@ def output_for_app(*, app: ProductApp, output_id) -> Output:
 
 
 def feedback_create(*, app: ProductApp, data: dict, idempotency_key: str | None) -> tuple[Feedback, bool]:
-    """Store one validated feedback. Returns (feedback, created); a replay returns the first."""
+    """Store one validated feedback. Returns (feedback, created); a replay returns the first.
+
+    On PostgreSQL one statement (_feedback_insert_returning) does the output check, the
+    insert, the idempotency check and the capture's outbox row, in its own transaction: one
+    round trip. Only when it inserts nothing does a second query say why (a replay, a key
+    used with another body, an unknown output).
+    """
     body_hash = request_hash(data)
+    if connection.vendor == "postgresql":
+        fb = _feedback_insert_returning(
+            app=app, data=data, idempotency_key=idempotency_key, body_hash=body_hash
+        )
+        if fb is not None:
+            return fb, True
+        replay = (
+            _replay_or_conflict(app=app, key=idempotency_key, body_hash=body_hash)
+            if idempotency_key
+            else None
+        )
+        if replay is not None:
+            return replay, False
+        output_for_app(app=app, output_id=data["output_id"])  # raises the 404
+        raise RuntimeError("feedback insert returned nothing for an existing output and a new key")
+    return _feedback_create_orm(app=app, data=data, idempotency_key=idempotency_key, body_hash=body_hash)
+
+
+_INSERT_RETURNING = """
+WITH fb AS (
+    INSERT INTO {feedback} (output_id, app_id, rating, thumb, comment, flags, idempotency_key,
+                            request_hash, created_at)
+    SELECT o.id, %(app)s, %(rating)s, %(thumb)s, %(comment)s, %(flags)s::jsonb, %(key)s, %(hash)s, %(now)s
+    FROM {output} o WHERE o.app_id = %(app)s AND o.uuid = %(uuid)s
+    ON CONFLICT (app_id, idempotency_key) DO NOTHING
+    RETURNING id, output_id
+), message AS (
+    INSERT INTO {outbox} (task_name, payload, created_at, attempts, last_error)
+    SELECT %(task)s, jsonb_build_object('feedback_ids', jsonb_build_array(fb.id)), %(now)s, 0, ''
+    FROM fb
+    RETURNING id
+)
+SELECT fb.id, fb.output_id FROM fb, message
+"""
+
+
+def _feedback_insert_returning(
+    *, app: ProductApp, data: dict, idempotency_key: str | None, body_hash: str
+) -> Feedback | None:
+    """The feedback row and its capture message in one statement, or None when nothing was
+    inserted: no such output of this app, or the key is taken (ON CONFLICT waits for a
+    concurrent insert of the same key to end, so the caller's lookup then sees its row)."""
+    output_uuid = uuid.UUID(str(data["output_id"]))
+    now = timezone.now()
+    fields = {
+        "rating": data.get("rating"),
+        "thumb": data.get("thumb"),
+        "comment": data.get("comment", ""),
+        "flags": data.get("flags", []),
+    }
+    sql = _INSERT_RETURNING.format(
+        feedback=Feedback._meta.db_table, output=Output._meta.db_table, outbox=OutboxMessage._meta.db_table
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                **fields,
+                "app": app.pk,
+                "flags": json.dumps(fields["flags"]),
+                "key": idempotency_key,
+                "hash": body_hash,
+                "now": now,
+                "uuid": output_uuid,
+                "task": FEEDBACK_CAPTURE_TASK,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    outbox_written()
+    pk, output_pk = row
+    fb = Feedback(
+        pk=pk,
+        app=app,
+        output_id=output_pk,
+        idempotency_key=idempotency_key,
+        request_hash=body_hash,
+        created_at=now,
+        **fields,
+    )
+    fb._state.adding, fb._state.db = False, connection.alias
+    # The answer names the output by its uuid, which the request gave: no query to load it.
+    fb.output = Output(pk=output_pk, uuid=output_uuid, app=app)
+    fb.output._state.adding = False
+    return fb
+
+
+def _feedback_create_orm(
+    *, app: ProductApp, data: dict, idempotency_key: str | None, body_hash: str
+) -> tuple[Feedback, bool]:
+    """feedback_create for databases without INSERT ... RETURNING in a WITH (SQLite, embedded)."""
     if idempotency_key:
         replay = _replay_or_conflict(app=app, key=idempotency_key, body_hash=body_hash)
         if replay:

@@ -3,7 +3,9 @@ import math
 import time
 
 from django.conf import settings
+from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
 from django.shortcuts import get_object_or_404
 from drf_spectacular.authentication import BasicScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -89,8 +91,34 @@ _THROTTLE_SHARED_RETRY_S = 5.0
 _throttle_shared_down_until = 0.0
 
 
+def _window_counts(cache, key: str, window: int, ttl: int) -> tuple[int, int]:
+    """Count one request in ``window`` and return (this window's count, the previous one's).
+
+    On Redis one round trip (a pipeline of INCR, EXPIRE, GET); elsewhere (the per-process
+    fallback) the cache's own add/incr/get.
+    """
+    current, previous = f"{key}:{window}", f"{key}:{window - 1}"
+    if isinstance(cache, RedisCache):
+        current, previous = cache.make_and_validate_key(current), cache.make_and_validate_key(previous)
+        pipe = cache._cache.get_client(current, write=True).pipeline(transaction=False)
+        pipe.incr(current)
+        pipe.expire(current, ttl)
+        pipe.get(previous)
+        count, _, before = pipe.execute()
+        return int(count), int(before or 0)
+    cache.add(current, 0, ttl)
+    return cache.incr(current), int(cache.get(previous, 0))
+
+
 class ApiKeyRateThrottle(SimpleRateThrottle):
     """Requests per API key (settings: REST_FRAMEWORK DEFAULT_THROTTLE_RATES["api_key"]).
+
+    A sliding window estimated from two fixed-window counters (this window's count plus the
+    previous window's, weighted by how much of it still overlaps the last ``duration``
+    seconds): one Redis round trip per request. DRF's own throttle keeps every request's
+    timestamp in one list that it reads and writes whole, two round trips carrying up to the
+    limit's worth of floats (6,000 at the default rate) on every request. Refused requests
+    count too, so a client that keeps calling while refused stays refused.
 
     Counted in the shared cache; while that is unreachable, in this process's memory, so the
     API keeps answering without Redis (the limit then holds per process, not across them).
@@ -106,16 +134,32 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
 
     def allow_request(self, request, view):
         global _throttle_shared_down_until
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        self.now = self.timer()
+        window = int(self.now // self.duration)
+        self.window_end = (window + 1) * self.duration
+        ttl = 2 * self.duration + 1
+        counts = None
         if time.monotonic() >= _throttle_shared_down_until:
             try:
-                return super().allow_request(request, view)
+                counts = _window_counts(caches["default"], self.key, window, ttl)
             except (RedisError, OSError) as exc:
                 _throttle_shared_down_until = time.monotonic() + _THROTTLE_SHARED_RETRY_S
                 log.warning(
                     "throttle cache unreachable, counting per process: %s: %s", type(exc).__name__, exc
                 )
-        self.cache = _LOCAL_THROTTLE_CACHE
-        return super().allow_request(request, view)
+        if counts is None:
+            counts = _window_counts(_LOCAL_THROTTLE_CACHE, self.key, window, ttl)
+        current, previous = counts
+        overlap = 1.0 - (self.now - window * self.duration) / self.duration
+        return previous * overlap + current <= self.num_requests
+
+    def wait(self):
+        return max(self.window_end - self.now, 1.0)
 
 
 class HasApiKey(BasePermission):
