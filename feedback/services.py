@@ -8,7 +8,6 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -47,12 +46,13 @@ def capture_policy_get() -> CapturePolicy:
 # changes a few times a year. Trusted CAPTURE_POLICY_CACHE_S seconds; a change made in this
 # process (the admin) drops it at once.
 _policy_cached: tuple[CapturePolicy, float] | None = None
+_clock = time.monotonic  # the copy's clock (a test moves it)
 
 
 def capture_policy_cached() -> CapturePolicy:
     """The capture policy as this process last read it, at most CAPTURE_POLICY_CACHE_S old."""
     global _policy_cached
-    now = time.monotonic()
+    now = _clock()
     if _policy_cached is None or now - _policy_cached[1] >= settings.CAPTURE_POLICY_CACHE_S:
         _policy_cached = (capture_policy_get(), now)
     return _policy_cached[0]
@@ -390,9 +390,8 @@ def _feedback_create_bulk_once(*, app: ProductApp, items: list[dict], hashes: di
         for i, it in enumerate(items)
         if "errors" not in it and it.get("idempotency_key")
     }
-    earlier = _earlier_feedback(app=app, keys=list(keyed))
     wanted = {str(it["data"]["output_id"]) for it in items if "errors" not in it}
-    outputs = _output_pks(app=app, uuids=list(wanted))
+    earlier, outputs, ids = _bulk_lookups(app=app, keys=list(keyed), uuids=list(wanted), new_ids=len(hashes))
     seen_keys: dict[str, int] = {}
     to_create: list[tuple[int, dict]] = []
     for i, it in enumerate(items):
@@ -406,7 +405,7 @@ def _feedback_create_bulk_once(*, app: ProductApp, items: list[dict], hashes: di
             continue
         data, key = it["data"], it.get("idempotency_key")
         if key and key in earlier:
-            if earlier[key].request_hash != hashes[i]:
+            if earlier[key][1] != hashes[i]:
                 results[i] = {
                     "index": i,
                     "status": "error",
@@ -414,7 +413,7 @@ def _feedback_create_bulk_once(*, app: ProductApp, items: list[dict], hashes: di
                     "errors": {"idempotency_key": ["used before with a different body"]},
                 }
             else:
-                results[i] = {"index": i, "status": "replayed", "id": earlier[key].pk}
+                results[i] = {"index": i, "status": "replayed", "id": earlier[key][0]}
             continue
         if key and key in seen_keys:
             results[i] = {
@@ -450,7 +449,7 @@ def _feedback_create_bulk_once(*, app: ProductApp, items: list[dict], hashes: di
                 },
             )
         )
-    created = _insert_many([row for _, row in to_create])
+    created = _insert_many([row for _, row in to_create], ids=ids)
     for (i, _), pk in zip(to_create, created):
         results[i] = {"index": i, "status": "created", "id": pk}
     if created:
@@ -458,34 +457,50 @@ def _feedback_create_bulk_once(*, app: ProductApp, items: list[dict], hashes: di
     return results  # type: ignore[return-value]
 
 
-def _earlier_feedback(*, app: ProductApp, keys: list[str]) -> dict[str, Feedback]:
-    """Feedback already stored under these keys. On PostgreSQL one array parameter
-    (``= ANY``) instead of an IN list of a thousand placeholders, which costs more to build
-    and plan than the lookup itself."""
-    rows: Iterable[Feedback]
-    if connection.vendor == "postgresql" and keys:
-        rows = Feedback.objects.raw(
-            f"SELECT id, idempotency_key, request_hash FROM {Feedback._meta.db_table}"
-            " WHERE app_id = %s AND idempotency_key = ANY(%s)",
-            [app.pk, keys],
-        )
-    else:
-        rows = Feedback.objects.filter(app=app, idempotency_key__in=keys).only(
-            "pk", "idempotency_key", "request_hash"
-        )
-    return {fb.idempotency_key: fb for fb in rows if fb.idempotency_key is not None}
+_BULK_LOOKUPS = """
+SELECT
+    (SELECT coalesce(json_agg(json_build_array(f.idempotency_key, f.id, f.request_hash)), '[]')
+     FROM {feedback} f
+     WHERE f.app_id = %(app)s AND f.idempotency_key IN (SELECT jsonb_array_elements_text(%(keys)s::jsonb))),
+    (SELECT coalesce(json_agg(json_build_array(o.uuid, o.id)), '[]')
+     FROM {output} o
+     WHERE o.app_id = %(app)s AND o.uuid IN (SELECT jsonb_array_elements_text(%(uuids)s::jsonb)::uuid)),
+    (SELECT coalesce(array_agg(nextval(pg_get_serial_sequence(%(table)s, 'id'))), '{{}}')
+     FROM generate_series(1, %(new_ids)s))
+"""
 
 
-def _output_pks(*, app: ProductApp, uuids: list[str]) -> dict[str, int]:
-    """{uuid: pk} of the caller's own outputs among ``uuids`` (see _earlier_feedback on ANY)."""
-    if connection.vendor == "postgresql" and uuids:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT id, uuid FROM {Output._meta.db_table} WHERE app_id = %s AND uuid = ANY(%s::uuid[])",
-                [app.pk, uuids],
-            )
-            return {str(u): pk for pk, u in cursor.fetchall()}
-    return {str(u): pk for pk, u in Output.objects.filter(app=app, uuid__in=uuids).values_list("pk", "uuid")}
+def _bulk_lookups(
+    *, app: ProductApp, keys: list[str], uuids: list[str], new_ids: int
+) -> tuple[dict[str, tuple[int, str]], dict[str, int], list[int] | None]:
+    """What a bulk needs to know before it writes: {key: (id, request hash)} of feedback
+    already stored under its keys, {uuid: id} of the caller's own outputs among its uuids, and
+    on PostgreSQL ``new_ids`` ids for the rows to come (those not used are gaps, as a rolled
+    back insert leaves).
+
+    On PostgreSQL one statement, its lists passed as one JSON text each: an array of a
+    thousand strings costs more to quote on the client, and each statement a round trip.
+    """
+    if connection.vendor != "postgresql":
+        earlier = Feedback.objects.filter(app=app, idempotency_key__in=keys).values_list(
+            "idempotency_key", "pk", "request_hash"
+        )
+        outputs = Output.objects.filter(app=app, uuid__in=uuids).values_list("uuid", "pk")
+        return {k: (pk, h) for k, pk, h in earlier if k is not None}, {str(u): pk for u, pk in outputs}, None
+    sql = _BULK_LOOKUPS.format(feedback=Feedback._meta.db_table, output=Output._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                "app": app.pk,
+                "keys": json.dumps(keys),
+                "uuids": json.dumps(uuids),
+                "table": Feedback._meta.db_table,
+                "new_ids": new_ids,
+            },
+        )
+        earlier_rows, output_rows, ids = cursor.fetchone()
+    return {k: (pk, h) for k, pk, h in earlier_rows}, {str(u): pk for u, pk in output_rows}, list(ids)
 
 
 INSERT_COLUMNS = (
@@ -500,12 +515,12 @@ INSERT_COLUMNS = (
 )
 
 
-def _insert_many(rows: list[dict]) -> list[int]:
+def _insert_many(rows: list[dict], *, ids: list[int] | None) -> list[int]:
     """Insert many feedback rows (plain dicts), returning their ids in order.
 
-    On PostgreSQL: COPY into pre-allocated ids, several times faster than a multi-row
-    INSERT of model instances; elsewhere bulk_create. The unique constraint on
-    (app, idempotency_key) guards both.
+    On PostgreSQL: COPY into pre-allocated ``ids`` (at least one per row), several times
+    faster than a multi-row INSERT of model instances; elsewhere bulk_create. The unique
+    constraint on (app, idempotency_key) guards both.
     """
     if not rows:
         return []
@@ -513,11 +528,9 @@ def _insert_many(rows: list[dict]) -> list[int]:
         return [fb.pk for fb in Feedback.objects.bulk_create([Feedback(**r) for r in rows], batch_size=1000)]
     now = timezone.now()
     table = Feedback._meta.db_table
+    assert ids is not None and len(ids) >= len(rows)
+    ids = ids[: len(rows)]
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(rows)]
-        )
-        ids = [r[0] for r in cursor.fetchall()]
         columns = ", ".join(("id", *INSERT_COLUMNS, "created_at"))
         # In key order: concurrent bulks sharing keys then wait on each other's index entries
         # in one order, never in a cycle (a deadlock). The raw psycopg COPY's errors are made

@@ -91,6 +91,15 @@ _THROTTLE_SHARED_RETRY_S = 5.0
 _throttle_shared_down_until = 0.0
 
 
+def _redis_client(cache: RedisCache):
+    """The cache's Redis client, made once: Django's cache makes a new client object on every
+    call (a millisecond of Python building its reply table), on the same connection pool."""
+    client = getattr(cache._cache, "_throttle_client", None)
+    if client is None:
+        client = cache._cache._throttle_client = cache._cache.get_client(write=True)
+    return client
+
+
 def _window_counts(cache, key: str, window: int, ttl: int) -> tuple[int, int]:
     """Count one request in ``window`` and return (this window's count, the previous one's).
 
@@ -100,7 +109,7 @@ def _window_counts(cache, key: str, window: int, ttl: int) -> tuple[int, int]:
     current, previous = f"{key}:{window}", f"{key}:{window - 1}"
     if isinstance(cache, RedisCache):
         current, previous = cache.make_and_validate_key(current), cache.make_and_validate_key(previous)
-        pipe = cache._cache.get_client(current, write=True).pipeline(transaction=False)
+        pipe = _redis_client(cache).pipeline(transaction=False)
         pipe.incr(current)
         pipe.expire(current, ttl)
         pipe.get(previous)

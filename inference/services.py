@@ -75,6 +75,7 @@ def api_key_revoke(*, prefix: str) -> ApiKey:
 # the copy's hash on every request.
 _api_keys: dict[str, tuple[ApiKey, float]] = {}
 _API_KEYS_HELD = 10_000  # a bound on the copies, whatever the callers send
+_clock = time.monotonic  # the copies' clock (a test moves it)
 
 
 def api_key_forget(*, prefix: str | None = None) -> None:
@@ -89,7 +90,7 @@ def api_key_authenticate(*, raw: str) -> ApiKey | None:
     if not raw.startswith("cl_") or "." not in raw:
         return None
     prefix, _, secret = raw[3:].partition(".")
-    now = time.monotonic()
+    now = _clock()
     cached = _api_keys.get(prefix)
     if cached is not None and now - cached[1] < settings.API_KEY_CACHE_S:
         key: ApiKey | None = cached[0]
