@@ -214,6 +214,35 @@ class OutputSerializer(serializers.ModelSerializer):
         ]
 
 
+_DATETIME = serializers.DateTimeField()
+
+
+def output_body(output: Output) -> dict:
+    """OutputSerializer(output).data without building a ModelSerializer's eighteen fields on
+    every request (about a millisecond, a fifth of a scored output's time); a test holds the
+    two equal."""
+    return {
+        "id": str(output.uuid),
+        "prompt": output.prompt,
+        "raw_text": output.raw_text,
+        "reasoning": output.reasoning,
+        "steps": output.steps,
+        "answer": output.answer,
+        "cognition_score": output.cognition_score,
+        "consistency": output.consistency,
+        "adaptability": output.adaptability,
+        "score_parts": output.score_parts,
+        "model_confidence": output.model_confidence,
+        "head_confidence": output.head_confidence,
+        "sample_group": None if output.sample_group is None else str(output.sample_group),
+        "model_version": None if output.model_version is None else output.model_version.name,
+        "latency_ms": output.latency_ms,
+        "prompt_tokens": output.prompt_tokens,
+        "completion_tokens": output.completion_tokens,
+        "created_at": _DATETIME.to_representation(output.created_at),
+    }
+
+
 class SampleGroupSerializer(serializers.Serializer):
     """A sample group: answers to one prompt sampled together, with the majority's answer."""
 
@@ -722,7 +751,7 @@ class OutputsApi(AppApi):
             request_hash=body_hash,
             model_confidence=services.logprob_confidence(v.get("logprobs")),
         )
-        return Response(OutputSerializer(output).data, status=status.HTTP_201_CREATED)
+        return Response(output_body(output), status=status.HTTP_201_CREATED)
 
     @extend_schema(
         responses={200: OutputSerializer(many=True), **error_responses(400, 401, 429)},

@@ -791,11 +791,15 @@ def output_external_create(
     where it can (output_head_read). A replay is answered before the head reads anything, and
     the read runs outside any transaction, like generation. Where no head reads (a web
     process), the insert itself finds a replay (output_create): one query fewer."""
-    if idempotency_key and _reading_head(model_version) is not None:
-        existing = _single_output_replay(app=app, idempotency_key=idempotency_key, request_hash=request_hash)
-        if existing:
-            return existing
-    (meta,) = output_head_read(prompt=prompt, texts=[raw_text], model_version=model_version)
+    meta = None
+    if _reading_head(model_version) is not None:
+        if idempotency_key:
+            existing = _single_output_replay(
+                app=app, idempotency_key=idempotency_key, request_hash=request_hash
+            )
+            if existing:
+                return existing
+        (meta,) = output_head_read(prompt=prompt, texts=[raw_text], model_version=model_version)
     return output_create(
         app=app,
         prompt=prompt,

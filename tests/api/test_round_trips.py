@@ -247,3 +247,26 @@ def test_the_feedback_answer_is_what_its_documented_serializer_gives(api_client,
         json.dumps(FeedbackOutputSerializer(Feedback.objects.get(idempotency_key="b-1")).data)
     )
     assert created == replayed == expected
+
+
+def test_the_output_answer_is_what_its_documented_serializer_gives(api_client, api_key, warm):
+    from inference.api import OutputSerializer
+
+    version = inference_services.model_version_ensure_base()
+    bodies = [
+        {"prompt": "Start with 3. Add 4.", "text": GOOD, "idempotency_key": "p-1"},
+        {"prompt": "Start with 42. Take 8.", "text": BAD, "model_version": version.name},
+        {
+            "prompt": "Start with 40. Take away 7.",
+            "text": "40 - 7 = 33\n</think>\n\nThe answer is 33.",
+            "logprobs": {"content": [{"token": "33", "logprob": -0.3}]},
+        },
+    ]
+    for body in bodies:
+        answer = post(api_client, api_key, "/api/v1/outputs", body).json()
+        stored = Output.objects.select_related("model_version").get(uuid=answer["id"])
+        assert answer == json.loads(json.dumps(OutputSerializer(stored).data))
+    replayed = post(api_client, api_key, "/api/v1/outputs", bodies[0]).json()
+    assert replayed == json.loads(
+        json.dumps(OutputSerializer(Output.objects.get(idempotency_key="p-1")).data)
+    )

@@ -241,6 +241,53 @@ def bench_copy(rows: int):
     return {"rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed}
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def _server_pids(server: subprocess.Popen, relay: subprocess.Popen) -> dict[str, list[int]]:
+    """gunicorn's workers, the relay, and the PostgreSQL backends serving this database."""
+    import psycopg
+
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        backends = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'", [DB]
+        ).fetchall()
+    return {
+        "server": [server.pid, *map(int, children)],
+        "relay": [relay.pid],
+        "database": [pid for (pid,) in backends],
+    }
+
+
+class CpuMeter:
+    """CPU seconds the server, the relay and the database spent between start() and stop():
+    on a machine shared with other work, a steadier figure than requests/s."""
+
+    def __init__(self, server, relay):
+        self.server, self.relay = server, relay
+
+    def start(self):
+        self.before = {
+            pid: _cpu_s(pid) for pids in _server_pids(self.server, self.relay).values() for pid in pids
+        }
+
+    def stop(self) -> dict[str, float]:
+        pids = _server_pids(self.server, self.relay)
+        return {
+            part: sum(_cpu_s(pid) - self.before.get(pid, 0.0) for pid in group)
+            for part, group in pids.items()
+        }
+
+
 def measure(code: Path, db: str, args) -> dict:
     """Every measurement of one checkout of the code, on its own database."""
     global CODE, DB, ENV
@@ -253,9 +300,16 @@ def measure(code: Path, db: str, args) -> dict:
         conn = http.client.HTTPConnection("127.0.0.1", port)
         for out in outputs[:20]:  # warm-up: every worker thread connected, the key read
             post(conn, "/api/v1/feedback", {"output_id": out, "rating": 3}, key)
+        meter = CpuMeter(server, relay)
+        meter.start()
         single = bench_single(port, key, outputs, args.single, args.concurrency)
+        single["cpu"] = meter.stop()
+        meter.start()
         outs = bench_outputs(port, key, args.single, args.concurrency)
+        outs["cpu"] = meter.stop()
+        meter.start()
         bulk = bench_bulk(port, key, outputs, args.bulk_requests, args.bulk_size)
+        bulk["cpu"] = meter.stop()
     finally:
         for proc in (relay, server):
             proc.terminate()
@@ -273,15 +327,31 @@ def rows(r: dict, bulk_size: int) -> list[tuple[str, str, float | None]]:
             f"({m['ok']} ok, {m['failed']} failed)"
         )
 
+    def cpu(m, n):
+        c = m["cpu"]
+        total = sum(c.values())
+        return (
+            f"{1000 * total / n:.2f} ms (server {1000 * c['server'] / n:.2f}, database "
+            f"{1000 * c['database'] / n:.2f}, relay {1000 * c['relay'] / n:.2f})",
+            n / total if total else None,
+        )
+
+    single_cpu = cpu(r["single"], r["single"]["ok"])
+    outputs_cpu = cpu(r["outputs"], r["outputs"]["ok"])
+    bulk_cpu = cpu(r["bulk"], r["bulk"]["items"] / 1000)
+
     copy_ratio = r["copy"]["rows_per_s"] / r["bulk"]["items_per_s"]
     return [
         ("single POST /api/v1/feedback", req(r["single"]), r["single"]["rps"]),
+        ("CPU per single feedback (fewer is better; ratio: requests per CPU second)", *single_cpu),
         ("single POST /api/v1/outputs", req(r["outputs"]), r["outputs"]["rps"]),
+        ("CPU per single output", *outputs_cpu),
         (
             f"bulk POST /api/v1/feedback/bulk ({bulk_size} items/request)",
             f"{r['bulk']['items_per_s']:.0f} items/s",
             r["bulk"]["items_per_s"],
         ),
+        ("CPU per 1000 bulk items", *bulk_cpu),
         (
             f"PostgreSQL COPY of the same {r['copy']['rows']} rows",
             f"{r['copy']['rows_per_s']:.0f} rows/s",
