@@ -196,8 +196,12 @@ def feedback_capture_reconcile(*, grace: timedelta | None = None, limit: int = 5
 # -- feedback ingestion ---------------------------------------------------------------------
 
 
+# json.dumps with options builds a new encoder on every call; a bulk hashes a thousand items.
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=str)
+
+
 def request_hash(body: dict) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(body).encode()).hexdigest()
 
 
 def _replay_or_conflict(*, app: ProductApp, key: str, body_hash: str) -> Feedback | None:
@@ -461,10 +465,12 @@ _BULK_LOOKUPS = """
 SELECT
     (SELECT coalesce(json_agg(json_build_array(f.idempotency_key, f.id, f.request_hash)), '[]')
      FROM {feedback} f
-     WHERE f.app_id = %(app)s AND f.idempotency_key IN (SELECT jsonb_array_elements_text(%(keys)s::jsonb))),
+     WHERE f.app_id = %(app)s
+       AND f.idempotency_key = ANY(ARRAY(SELECT jsonb_array_elements_text(%(keys)s::jsonb)))),
     (SELECT coalesce(json_agg(json_build_array(o.uuid, o.id)), '[]')
      FROM {output} o
-     WHERE o.app_id = %(app)s AND o.uuid IN (SELECT jsonb_array_elements_text(%(uuids)s::jsonb)::uuid)),
+     WHERE o.app_id = %(app)s
+       AND o.uuid = ANY(ARRAY(SELECT jsonb_array_elements_text(%(uuids)s::jsonb)::uuid))),
     (SELECT coalesce(array_agg(nextval(pg_get_serial_sequence(%(table)s, 'id'))), '{{}}')
      FROM generate_series(1, %(new_ids)s))
 """
@@ -480,6 +486,9 @@ def _bulk_lookups(
 
     On PostgreSQL one statement, its lists passed as one JSON text each: an array of a
     thousand strings costs more to quote on the client, and each statement a round trip.
+    ``= ANY(ARRAY(...))``, not ``IN (SELECT ...)``: the array is an index condition, so the
+    lookups probe the unique indexes key by key; the IN form let the planner read every row
+    of the app and hash-join them (22,000 rows read for 1,000 keys in the benchmark).
     """
     if connection.vendor != "postgresql":
         earlier = Feedback.objects.filter(app=app, idempotency_key__in=keys).values_list(
