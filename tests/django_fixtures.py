@@ -199,14 +199,21 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def celery_worker_process(transactional_db):
-    """A real Celery worker process on the real Redis broker and the test database."""
+    """A real Celery worker process on the real Redis broker and the test database, with the
+    outbox relay running beside it."""
     if not settings.REDIS_URL:
         pytest.fail("the worker tests need Redis: set REDIS_URL (make test does)")
     import redis
 
+    from cogloop.outbox import outbox_relay_thread_start
+
     redis.Redis.from_url(settings.REDIS_URL).flushdb()  # no stale messages from an earlier run
     proc = start_worker(settings.REDIS_URL, "test-worker")
+    # and the beat's outbox relay, which publishes what the services queue (cogloop.outbox)
+    relay, stop = outbox_relay_thread_start(interval=0.1)
     yield proc
+    stop.set()
+    relay.join(timeout=15)
     stop_process(proc)
 
 
