@@ -7,6 +7,10 @@ on a connection of its own: it goes with that connection, so a killed beat frees
 and a beat that loses its connection stops (its restart policy starts it again, waiting for
 the lock). Embedded (SQLite) it is an flock on ``var/beat.lock``.
 
+The beat that holds the lock also runs the outbox relay on a thread of its own
+(cogloop.outbox.outbox_relay_loop): write requests no longer publish, and one relay polling
+every fraction of a second keeps a capture's wait short.
+
 ``CELERY_BEAT_SCHEDULE`` seeds the entries it names the first time a beat starts; after that
 the database rows are the schedule, so an operator's change in the admin survives a restart.
 """
@@ -21,6 +25,8 @@ from django.conf import settings
 from django.db import connections
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
+
+from cogloop.outbox import outbox_relay_thread_start
 
 log = logging.getLogger("cogloop.beat")
 
@@ -84,6 +90,7 @@ class LockedDatabaseScheduler(DatabaseScheduler):
     def __init__(self, *args, **kwargs):
         self._beat_lock = beat_lock_acquire()
         self._lock_checked = time.monotonic()
+        self._relay, self._relay_stop = outbox_relay_thread_start()
         super().__init__(*args, **kwargs)
 
     def update_from_dict(self, mapping):

@@ -340,8 +340,8 @@ LOGGING = {
 COGLOOP_EVAL_SIZE = env.int("COGLOOP_EVAL_SIZE", default=300)
 COGLOOP_EVAL_SEED = env.int("COGLOOP_EVAL_SEED", default=20261)
 
-# A relay every few seconds publishes outbox rows that could not go out at commit time
-# (broker down); every new row also triggers one right after its commit.
+# A relay every few seconds publishes outbox rows the beat's relay thread (or, embedded, the
+# relay after commit) could not send: the backstop of cogloop.outbox.
 from celery.schedules import crontab  # noqa: E402
 
 CELERY_BEAT_SCHEDULE = {
@@ -373,6 +373,15 @@ FEEDBACK_CAPTURE_GRACE_S = env.int("FEEDBACK_CAPTURE_GRACE_S", default=300)
 FEEDBACK_CAPTURE_CHUNK = 50
 # A request that relays after commit must not hang on an unreachable broker.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# Who publishes outbox rows (cogloop.outbox). With PostgreSQL the beat's relay thread, polling
+# this often (seconds), so a write request never waits on the broker; embedded (SQLite, where
+# the demo runs no beat) the request itself, right after its commit.
+OUTBOX_RELAY_POLL_S = env.float("OUTBOX_RELAY_POLL_S", default=0.2)
+OUTBOX_RELAY_AFTER_COMMIT = env.bool("OUTBOX_RELAY_AFTER_COMMIT", default=not env("DATABASE_URL", default=""))
+# How long a process trusts what it read of an API key and of the capture policy (seconds): a
+# revoked key stops working in every process within this, at once in the process that revoked it.
+API_KEY_CACHE_S = env.float("API_KEY_CACHE_S", default=5.0)
+CAPTURE_POLICY_CACHE_S = env.float("CAPTURE_POLICY_CACHE_S", default=5.0)
 
 FEEDBACK_MAX_COMMENT_CHARS = env.int("FEEDBACK_MAX_COMMENT_CHARS", default=4000)
 FEEDBACK_BULK_MAX_ITEMS = 1000

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from feedback import services
 from feedback.models import CapturePolicy, Feedback, ReviewItem
 
 
@@ -36,6 +37,9 @@ class CapturePolicyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return not CapturePolicy.objects.exists()
+
+    def save_model(self, request, obj, form, change):
+        services.capture_policy_update(policy=obj)
 
     def has_delete_permission(self, request, obj=None):
         return False

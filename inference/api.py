@@ -3,7 +3,9 @@ import math
 import time
 
 from django.conf import settings
+from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
 from django.shortcuts import get_object_or_404
 from drf_spectacular.authentication import BasicScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -89,8 +91,43 @@ _THROTTLE_SHARED_RETRY_S = 5.0
 _throttle_shared_down_until = 0.0
 
 
+def _redis_client(cache: RedisCache):
+    """The cache's Redis client, made once: Django's cache makes a new client object on every
+    call (a millisecond of Python building its reply table), on the same connection pool."""
+    client = getattr(cache._cache, "_throttle_client", None)
+    if client is None:
+        client = cache._cache._throttle_client = cache._cache.get_client(write=True)
+    return client
+
+
+def _window_counts(cache, key: str, window: int, ttl: int) -> tuple[int, int]:
+    """Count one request in ``window`` and return (this window's count, the previous one's).
+
+    On Redis one round trip (a pipeline of INCR, EXPIRE, GET); elsewhere (the per-process
+    fallback) the cache's own add/incr/get.
+    """
+    current, previous = f"{key}:{window}", f"{key}:{window - 1}"
+    if isinstance(cache, RedisCache):
+        current, previous = cache.make_and_validate_key(current), cache.make_and_validate_key(previous)
+        pipe = _redis_client(cache).pipeline(transaction=False)
+        pipe.incr(current)
+        pipe.expire(current, ttl)
+        pipe.get(previous)
+        count, _, before = pipe.execute()
+        return int(count), int(before or 0)
+    cache.add(current, 0, ttl)
+    return cache.incr(current), int(cache.get(previous, 0))
+
+
 class ApiKeyRateThrottle(SimpleRateThrottle):
     """Requests per API key (settings: REST_FRAMEWORK DEFAULT_THROTTLE_RATES["api_key"]).
+
+    A sliding window estimated from two fixed-window counters (this window's count plus the
+    previous window's, weighted by how much of it still overlaps the last ``duration``
+    seconds): one Redis round trip per request. DRF's own throttle keeps every request's
+    timestamp in one list that it reads and writes whole, two round trips carrying up to the
+    limit's worth of floats (6,000 at the default rate) on every request. Refused requests
+    count too, so a client that keeps calling while refused stays refused.
 
     Counted in the shared cache; while that is unreachable, in this process's memory, so the
     API keeps answering without Redis (the limit then holds per process, not across them).
@@ -106,16 +143,32 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
 
     def allow_request(self, request, view):
         global _throttle_shared_down_until
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        self.now = self.timer()
+        window = int(self.now // self.duration)
+        self.window_end = (window + 1) * self.duration
+        ttl = 2 * self.duration + 1
+        counts = None
         if time.monotonic() >= _throttle_shared_down_until:
             try:
-                return super().allow_request(request, view)
+                counts = _window_counts(caches["default"], self.key, window, ttl)
             except (RedisError, OSError) as exc:
                 _throttle_shared_down_until = time.monotonic() + _THROTTLE_SHARED_RETRY_S
                 log.warning(
                     "throttle cache unreachable, counting per process: %s: %s", type(exc).__name__, exc
                 )
-        self.cache = _LOCAL_THROTTLE_CACHE
-        return super().allow_request(request, view)
+        if counts is None:
+            counts = _window_counts(_LOCAL_THROTTLE_CACHE, self.key, window, ttl)
+        current, previous = counts
+        overlap = 1.0 - (self.now - window * self.duration) / self.duration
+        return previous * overlap + current <= self.num_requests
+
+    def wait(self):
+        return max(self.window_end - self.now, 1.0)
 
 
 class HasApiKey(BasePermission):
@@ -159,6 +212,35 @@ class OutputSerializer(serializers.ModelSerializer):
             "completion_tokens",
             "created_at",
         ]
+
+
+_DATETIME = serializers.DateTimeField()
+
+
+def output_body(output: Output) -> dict:
+    """OutputSerializer(output).data without building a ModelSerializer's eighteen fields on
+    every request (about a millisecond, a fifth of a scored output's time); a test holds the
+    two equal."""
+    return {
+        "id": str(output.uuid),
+        "prompt": output.prompt,
+        "raw_text": output.raw_text,
+        "reasoning": output.reasoning,
+        "steps": output.steps,
+        "answer": output.answer,
+        "cognition_score": output.cognition_score,
+        "consistency": output.consistency,
+        "adaptability": output.adaptability,
+        "score_parts": output.score_parts,
+        "model_confidence": output.model_confidence,
+        "head_confidence": output.head_confidence,
+        "sample_group": None if output.sample_group is None else str(output.sample_group),
+        "model_version": None if output.model_version is None else output.model_version.name,
+        "latency_ms": output.latency_ms,
+        "prompt_tokens": output.prompt_tokens,
+        "completion_tokens": output.completion_tokens,
+        "created_at": _DATETIME.to_representation(output.created_at),
+    }
 
 
 class SampleGroupSerializer(serializers.Serializer):
@@ -722,7 +804,7 @@ class OutputsApi(AppApi):
             request_hash=body_hash,
             model_confidence=services.logprob_confidence(v.get("logprobs")),
         )
-        return Response(OutputSerializer(output).data, status=status.HTTP_201_CREATED)
+        return Response(output_body(output), status=status.HTTP_201_CREATED)
 
     @extend_schema(
         responses={200: OutputSerializer(many=True), **error_responses(400, 401, 429)},

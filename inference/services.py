@@ -55,20 +55,53 @@ def api_key_create(*, app: ProductApp, name: str) -> tuple[ApiKey, str]:
 
 @transaction.atomic
 def api_key_revoke(*, prefix: str) -> ApiKey:
+    """Revoke a key: refused at once by this process, by every other within API_KEY_CACHE_S."""
     key = ApiKey.objects.select_for_update().filter(prefix=prefix).first()
     if key is None:
         raise ApplicationError(f"no API key with prefix {prefix!r}", code="not_found", status=404)
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+    # Now (a request of this thread reading it next in this transaction sees it revoked) and at
+    # commit (a request of another thread may have cached it again meanwhile).
+    api_key_forget(prefix=prefix)
+    transaction.on_commit(lambda: api_key_forget(prefix=prefix))
     return key
+
+
+# prefix -> (live key with its app, read at): every API request authenticates, and a key row
+# changes only when it is revoked. A process trusts its copy API_KEY_CACHE_S seconds, so a key
+# revoked elsewhere stops working everywhere within that bound; the secret is checked against
+# the copy's hash on every request.
+_api_keys: dict[str, tuple[ApiKey, float]] = {}
+_API_KEYS_HELD = 10_000  # a bound on the copies, whatever the callers send
+_clock = time.monotonic  # the copies' clock (a test moves it)
+
+
+def api_key_forget(*, prefix: str | None = None) -> None:
+    """Drop this process's copy of one key (after a revocation), or of every key."""
+    if prefix is None:
+        _api_keys.clear()
+    else:
+        _api_keys.pop(prefix, None)
 
 
 def api_key_authenticate(*, raw: str) -> ApiKey | None:
     if not raw.startswith("cl_") or "." not in raw:
         return None
     prefix, _, secret = raw[3:].partition(".")
-    key = ApiKey.objects.select_related("app").filter(prefix=prefix, revoked_at__isnull=True).first()
+    now = _clock()
+    cached = _api_keys.get(prefix)
+    if cached is not None and now - cached[1] < settings.API_KEY_CACHE_S:
+        key: ApiKey | None = cached[0]
+    else:
+        key = ApiKey.objects.select_related("app").filter(prefix=prefix, revoked_at__isnull=True).first()
+        if key is None:
+            _api_keys.pop(prefix, None)
+        else:
+            if len(_api_keys) >= _API_KEYS_HELD:
+                _api_keys.clear()
+            _api_keys[prefix] = (key, now)
     if key is None or not secrets.compare_digest(key.hashed_secret, _hash_secret(secret)):
         return None
     return key
@@ -416,7 +449,6 @@ def _single_output_replay(*, app: ProductApp, idempotency_key: str, request_hash
     return output
 
 
-@transaction.atomic
 def output_create(
     *,
     app: ProductApp,
@@ -437,6 +469,9 @@ def output_create(
     ``meta`` is the metacognition head's reading (per-step strategies, confidence);
     ``model_confidence`` the one the answer tokens' log-probabilities give. ``request_hash``
     (see request_hash()) is what a later request with the same key must match.
+
+    The insert and the hooks share one transaction and no savepoint: a key taken already
+    fails the insert, the whole transaction rolls back, and the replay is looked up after.
     """
     fields = _scored_fields(parse_output(raw_text), meta=meta, model_confidence=model_confidence)
     try:
@@ -454,6 +489,7 @@ def output_create(
                 idempotency_key=idempotency_key,
                 request_hash=request_hash if idempotency_key else "",
             )
+            hooks.output_created(output)
     except IntegrityError:
         if idempotency_key:
             replayed = _single_output_replay(
@@ -462,7 +498,6 @@ def output_create(
             if replayed is not None:
                 return replayed
         raise
-    hooks.output_created(output)
     return output
 
 
@@ -693,6 +728,20 @@ def model_version_by_name(*, name: str) -> ModelVersion:
     return version
 
 
+def _reading_head(model_version: ModelVersion | None):
+    """What this process serves, when it is ``model_version`` with a trained head; else None."""
+    loaded = serving.SLOT.current
+    if (
+        model_version is None
+        or loaded is None
+        or loaded.version_id != model_version.pk
+        or loaded.head is None
+        or not loaded.head.config.trained
+    ):
+        return None
+    return loaded
+
+
 def output_head_read(
     *, prompt: str, texts: Sequence[str], model_version: ModelVersion | None
 ) -> list[dict | None]:
@@ -706,14 +755,8 @@ def output_head_read(
     head learned the states of its own model. The reading is advisory, as in generation: a
     failure leaves the answers without it.
     """
-    loaded = serving.SLOT.current
-    if (
-        model_version is None
-        or loaded is None
-        or loaded.version_id != model_version.pk
-        or loaded.head is None
-        or not loaded.head.config.trained
-    ):
+    loaded = _reading_head(model_version)
+    if loaded is None:
         return [None] * len(texts)
     # Imported here: meta_serving imports torch, which only a process holding a model has loaded.
     from inference.engine.generation import run_on_own_thread
@@ -746,12 +789,17 @@ def output_external_create(
 ) -> Output:
     """Score and store an answer made elsewhere (output_create), read first by the serving head
     where it can (output_head_read). A replay is answered before the head reads anything, and
-    the read runs outside any transaction, like generation."""
-    if idempotency_key:
-        existing = _single_output_replay(app=app, idempotency_key=idempotency_key, request_hash=request_hash)
-        if existing:
-            return existing
-    (meta,) = output_head_read(prompt=prompt, texts=[raw_text], model_version=model_version)
+    the read runs outside any transaction, like generation. Where no head reads (a web
+    process), the insert itself finds a replay (output_create): one query fewer."""
+    meta = None
+    if _reading_head(model_version) is not None:
+        if idempotency_key:
+            existing = _single_output_replay(
+                app=app, idempotency_key=idempotency_key, request_hash=request_hash
+            )
+            if existing:
+                return existing
+        (meta,) = output_head_read(prompt=prompt, texts=[raw_text], model_version=model_version)
     return output_create(
         app=app,
         prompt=prompt,

@@ -32,6 +32,21 @@ def _broker_assumed_up():
 
 
 @pytest.fixture(autouse=True)
+def _nothing_cached_across_tests(settings):
+    """API keys are cached per process (as served); the capture policy is read afresh, because
+    tests change it with plain updates. tests/feedback/test_query_counts.py tests both caches."""
+    from feedback import services as feedback_services
+    from inference import services as inference_services
+
+    settings.CAPTURE_POLICY_CACHE_S = 0.0
+    inference_services.api_key_forget()
+    feedback_services.capture_policy_forget()
+    yield
+    inference_services.api_key_forget()
+    feedback_services.capture_policy_forget()
+
+
+@pytest.fixture(autouse=True)
 def _no_random_audits(settings):
     """The audit sample and the golden hold-out are draws per output and annotation; tests that
     want them turn them on explicitly."""
@@ -58,6 +73,18 @@ def other_api_key(db):
     from inference.services import api_key_create
 
     return api_key_create(app=ProductApp.objects.create(name="other"), name="test")[1]
+
+
+@pytest.fixture
+def outbox_relay_running(transactional_db):
+    """The beat's relay thread (cogloop.outbox.outbox_relay_loop), polling every 0.1 s: what
+    publishes the outbox now that write requests do not."""
+    from cogloop.outbox import outbox_relay_thread_start
+
+    thread, stop = outbox_relay_thread_start(interval=0.1)
+    yield thread
+    stop.set()
+    thread.join(timeout=15)
 
 
 @pytest.fixture
@@ -172,14 +199,21 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def celery_worker_process(transactional_db):
-    """A real Celery worker process on the real Redis broker and the test database."""
+    """A real Celery worker process on the real Redis broker and the test database, with the
+    outbox relay running beside it."""
     if not settings.REDIS_URL:
         pytest.fail("the worker tests need Redis: set REDIS_URL (make test does)")
     import redis
 
+    from cogloop.outbox import outbox_relay_thread_start
+
     redis.Redis.from_url(settings.REDIS_URL).flushdb()  # no stale messages from an earlier run
     proc = start_worker(settings.REDIS_URL, "test-worker")
+    # and the beat's outbox relay, which publishes what the services queue (cogloop.outbox)
+    relay, stop = outbox_relay_thread_start(interval=0.1)
     yield proc
+    stop.set()
+    relay.join(timeout=15)
     stop_process(proc)
 
 

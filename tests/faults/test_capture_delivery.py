@@ -28,11 +28,14 @@ def test_shipped_redis_keeps_an_append_only_file():
     assert "--appendonly yes" in ci and "--dir" in ci
 
 
-def test_queued_captures_survive_a_redis_crash(redis_backed, product_app, api_key, api_client, record):
+def test_queued_captures_survive_a_redis_crash(
+    redis_backed, outbox_relay_running, product_app, api_key, api_client, record
+):
     redis = redis_backed
     outputs = make_outputs(product_app, 10)
     answers = [post_feedback(api_client, api_key, o).status_code for o in outputs]
-    assert not OutboxMessage.objects.filter(sent_at__isnull=True).exists()  # the broker holds them
+    # the relay published them: the broker holds them
+    assert wait_for(lambda: not OutboxMessage.objects.filter(sent_at__isnull=True).exists(), timeout=10)
     wait_for(lambda: False, timeout=1.5)  # appendfsync everysec: the file has them after a second
     redis.stop(kill=True)
     redis.start()
@@ -51,10 +54,13 @@ def test_queued_captures_survive_a_redis_crash(redis_backed, product_app, api_ke
     assert figures["lost"] == 0, "messages in the broker must survive its restart"
 
 
-def test_the_reconcile_captures_what_a_broker_lost(redis_backed, product_app, api_key, api_client, record):
+def test_the_reconcile_captures_what_a_broker_lost(
+    redis_backed, outbox_relay_running, product_app, api_key, api_client, record
+):
     redis = redis_backed
     outputs = make_outputs(product_app, 10)
     answers = [post_feedback(api_client, api_key, o).status_code for o in outputs]
+    assert wait_for(lambda: not OutboxMessage.objects.filter(sent_at__isnull=True).exists(), timeout=10)
     redis.cli("FLUSHALL")  # a Redis restarted without persistence: every queued message gone
     worker = start_worker(redis.url, "faults-redis-lost")
     try:
@@ -126,7 +132,7 @@ def _release(locker) -> None:
 
 
 def test_a_capture_task_retries_a_dropped_database_connection(
-    redis_backed, product_app, api_key, api_client, record
+    redis_backed, outbox_relay_running, product_app, api_key, api_client, record
 ):
     redis = redis_backed
     output = make_outputs(product_app, 1, tag="drop ")[0]
@@ -158,7 +164,7 @@ def test_a_capture_task_retries_a_dropped_database_connection(
 
 
 def test_a_killed_workers_capture_comes_back_within_the_visibility_timeout(
-    redis_backed, product_app, api_key, api_client, record, monkeypatch
+    redis_backed, outbox_relay_running, product_app, api_key, api_client, record, monkeypatch
 ):
     # The shipped default is minutes; the test shortens it to seconds through the same setting.
     assert settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 0) <= 900

@@ -196,7 +196,20 @@ def test_a_postgresql_restart_answers_json_503_then_recovers_and_loses_nothing(r
     retried = [s for s, _, _ in send(feedback[5:10])]
     assert retried == [201] * 5
 
-    # The worker and the beat lived through the outage: every feedback is captured, no restart.
+    for s in (web, worker):
+        assert s.proc.poll() is None, f"{s.name} exited during the outage:\n" + "\n".join(s.lines()[-30:])
+    # The beat's lock went with its connection: it stops rather than risk a second sender, and
+    # the restart policy (compose's `unless-stopped`) starts it again, waiting for the lock.
+    stack.wait_for(lambda: beat.proc.poll() is not None, 60, "the beat to notice its lock is gone")
+    assert any("lost the beat lock's database connection" in line for line in beat.lines())
+    beat.start()
+    stack.wait_for(
+        lambda: sum("holding the beat lock" in line for line in beat.lines()) >= 2,
+        60,
+        "the restarted beat's lock",
+    )
+
+    # Every feedback is captured: the worker retried through the outage, the relay runs again.
     stack.wait_for(
         lambda: (
             _count(postgres, "SELECT count(*) FROM feedback_feedback WHERE captured_at IS NOT NULL") == 15
@@ -214,15 +227,3 @@ def test_a_postgresql_restart_answers_json_503_then_recovers_and_loses_nothing(r
     assert figures["lost"] == 0 and figures["persisted"] == 15
     # Every rated output is in the review queue (a few were already there as an audit sample).
     assert _count(postgres, "SELECT count(DISTINCT output_id) FROM feedback_reviewitem") == 15
-    for s in (web, worker):
-        assert s.proc.poll() is None, f"{s.name} exited during the outage:\n" + "\n".join(s.lines()[-30:])
-    # The beat's lock went with its connection: it stops rather than risk a second sender, and
-    # the restart policy (compose's `unless-stopped`) starts it again, waiting for the lock.
-    stack.wait_for(lambda: beat.proc.poll() is not None, 60, "the beat to notice its lock is gone")
-    assert any("lost the beat lock's database connection" in line for line in beat.lines())
-    beat.start()
-    stack.wait_for(
-        lambda: sum("holding the beat lock" in line for line in beat.lines()) >= 2,
-        60,
-        "the restarted beat's lock",
-    )

@@ -31,7 +31,9 @@ def _wait(run, stages, timeout):
 
 
 @pytest.mark.worker
-def test_killed_worker_run_resumes_and_registers_one_candidate(transactional_db, product_app, reviewer):
+def test_killed_worker_run_resumes_and_registers_one_candidate(
+    transactional_db, outbox_relay_running, product_app, reviewer
+):
     import redis
 
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
