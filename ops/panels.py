@@ -201,7 +201,7 @@ def capture(*, since: datetime, now: datetime) -> dict:
     n_out, n_cap = sum(outputs.values()), sum(per_day.values())
     reason_labels = dict(ReviewItem.Reason.choices)
     return {
-        "quality": annotation_selectors.capture_quality(threshold=threshold),
+        "quality": selectors.capture_quality(threshold=threshold),
         "outputs": n_out,
         "captured": n_cap,
         "rate": n_cap / n_out if n_out else None,
