@@ -88,10 +88,23 @@ def audited_days(*, after) -> set[date]:
     """Local days of the review items and annotations that audit events after ``after`` (a
     datetime or an expression) touched: every change to a review item's status or to an
     annotation after it was made leaves such an event (annotation.services.audit)."""
+    return set(_audited(after=after).values_list("d", flat=True))
+
+
+# What an audit event touches: its review item, its annotation, and every annotation of its
+# item (a blind twin's status changes with the submit of its partner, audited on the item).
+AUDITED_PATHS = ("review_item", "annotation", "review_item__annotations")
+
+
+def _audited(*, after):
     events = AuditEvent.objects.filter(created_at__gt=after)
-    items = events.filter(review_item__isnull=False).annotate(d=TruncDate("review_item__created_at"))
-    notes = events.filter(annotation__isnull=False).annotate(d=TruncDate("annotation__created_at"))
-    return set(items.values_list("d", flat=True).union(notes.values_list("d", flat=True)))
+    parts = [
+        events.filter(**{f"{path}__isnull": False})
+        .annotate(d=TruncDate(f"{path}__created_at"), changed=Value(True))
+        .values("d", "changed")
+        for path in AUDITED_PATHS
+    ]
+    return parts[0].union(*parts[1:])
 
 
 @dataclass
@@ -125,7 +138,7 @@ def _plan(*, since: datetime | None, low_below: float | None = None, reviews: bo
                 events.filter(**{f"{path}__isnull": False})
                 .annotate(d=TruncDate(f"{path}__created_at"), changed=Value(True))
                 .values_list("d", "changed")
-                for path in ("review_item", "annotation")
+                for path in AUDITED_PATHS
             ),
             all=True,
         )
