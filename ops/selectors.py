@@ -79,9 +79,22 @@ def score_bin():
     return Least(Floor(F("cognition_score") * SCORE_BINS), Value(SCORE_BINS - 1.0), output_field=FloatField())
 
 
-def day_start(day: date) -> datetime:
+def day_start(day: date, tz=None) -> datetime:
     """Local midnight opening ``day``: the value TruncDay gives the rows of that day."""
-    return timezone.make_aware(datetime.combine(day, time.min))
+    return timezone.make_aware(datetime.combine(day, time.min), tz or timezone.get_current_timezone())
+
+
+def _day_starts() -> dict:
+    """date -> day_start(date), memoised for one read (looking up the current time zone is
+    most of the cost of a call, and a year's rows name 365 days many times over)."""
+    tz = timezone.get_current_timezone()
+
+    class Starts(dict):
+        def __missing__(self, day: date) -> datetime:
+            self[day] = start = day_start(day, tz)
+            return start
+
+    return Starts()
 
 
 def audited_days(*, after) -> set[date]:
@@ -110,6 +123,7 @@ def _audited(*, after):
 @dataclass
 class _Plan:
     days: list[date]  # whole closed days read from the roll-ups
+    rolled: Q  # the roll-ups' ``day`` filter for them, one range per run of consecutive days
     raw: Q  # created_at filter for everything else in the window
 
 
@@ -149,12 +163,14 @@ def _plan(*, since: datetime | None, low_below: float | None = None, reviews: bo
     ordered = sorted(days - changed)
     # The raw rest: the gaps between runs of consecutive rolled-up days, and after the last.
     gaps: list[tuple[datetime | None, datetime | None]] = []
+    rolled_days = Q(pk__in=[])  # matches nothing (the query leaves it out)
     lower = since
     i = 0
     while i < len(ordered):
         j = i
         while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + timedelta(days=1):
             j += 1
+        rolled_days |= Q(day__gte=ordered[i], day__lte=ordered[j])
         run_start, run_end = day_start(ordered[i]), day_start(ordered[j] + timedelta(days=1))
         if lower is None or run_start > lower:
             gaps.append((lower, run_start))
@@ -169,7 +185,7 @@ def _plan(*, since: datetime | None, low_below: float | None = None, reviews: bo
         if hi is not None:
             bounds &= Q(created_at__lt=hi)
         raw = bounds if raw is None else raw | bounds
-    return _Plan(days=ordered, raw=raw or Q())
+    return _Plan(days=ordered, rolled=rolled_days, raw=raw or Q())
 
 
 def _dated(rows, *fields: str) -> list[dict]:
@@ -184,10 +200,11 @@ def _dated(rows, *fields: str) -> list[dict]:
                     summed[key][k] += v or 0
         else:
             summed[key] = dict(r)
+    starts = _day_starts()
     out = []
     for key in sorted(summed, key=lambda k: tuple((v is None, v) for v in k)):
         r = summed[key]
-        r["day"] = day_start(r["day"])
+        r["day"] = starts[r["day"]]
         out.append(r)
     return out
 
@@ -215,7 +232,7 @@ def _cognition_rows(*, since: datetime, low_below: float) -> tuple[list[dict], l
         return rows, rows
     # A day's roll-up in two shapes (bin -1 marks the daily sums; day None the histogram), so
     # the raw half and both roll-up halves go in one UNION ALL.
-    stats = DailyOutputStats.objects.filter(day__in=plan.days)
+    stats = DailyOutputStats.objects.filter(plan.rolled)
     sums = (
         stats.annotate(b=Value(-1.0, output_field=FloatField()))
         .values("day", "model_version_id", "b")
@@ -265,6 +282,7 @@ def cognition_by_day(*, since: datetime, low_below: float) -> tuple[list[dict], 
     the means and the histogram are summed up here.
     """
     daily_rows, bin_rows = _cognition_rows(since=since, low_below=low_below)
+    starts = _day_starts()
     days: dict[tuple, dict] = {}
     histogram: dict[int | None, list[int]] = defaultdict(lambda: [0] * SCORE_BINS)
     for r in bin_rows:
@@ -273,7 +291,7 @@ def cognition_by_day(*, since: datetime, low_below: float) -> tuple[list[dict], 
         d = days.setdefault(
             (r["day"], r["model_version_id"]),
             {
-                "day": day_start(r["day"]),
+                "day": starts[r["day"]],
                 "model_version_id": r["model_version_id"],
                 "n": 0,
                 "score": 0.0,
@@ -304,7 +322,7 @@ def outputs_by_day(*, since: datetime) -> dict:
         .values("day")
         .annotate(n=Count("*"))
     )
-    rolled = DailyOutputStats.objects.filter(day__in=plan.days).values("day").annotate(n=Sum("n"))
+    rolled = DailyOutputStats.objects.filter(plan.rolled).values("day").annotate(n=Sum("n"))
     return {r["day"]: r["n"] for r in _dated(raw.union(rolled, all=True))}
 
 
@@ -318,7 +336,7 @@ def captures_by_day(*, since: datetime) -> list[dict]:
         .values("day", "reason")
         .annotate(n=Count("*"))
     )
-    rolled = DailyReviewStats.objects.filter(day__in=plan.days).values("day", "reason").annotate(n=Sum("n"))
+    rolled = DailyReviewStats.objects.filter(plan.rolled).values("day", "reason").annotate(n=Sum("n"))
     return _dated(raw.union(rolled, all=True), "reason")
 
 
@@ -326,9 +344,7 @@ def queue_depth() -> list[dict]:
     """Review items by status and reason (all time: the queue has no window)."""
     plan = _plan(since=None, reviews=True)
     raw = ReviewItem.objects.filter(plan.raw).values("status", "reason").annotate(n=Count("*"))
-    rolled = (
-        DailyReviewStats.objects.filter(day__in=plan.days).values("status", "reason").annotate(n=Sum("n"))
-    )
+    rolled = DailyReviewStats.objects.filter(plan.rolled).values("status", "reason").annotate(n=Sum("n"))
     counts: dict[tuple, int] = defaultdict(int)
     for r in raw.union(rolled, all=True):
         counts[(r["status"], r["reason"])] += r["n"]
@@ -366,7 +382,7 @@ def annotations_by_day_and_reviewer(*, since: datetime) -> list[dict]:
         .annotate(n=Count("*"))
     )
     rolled = (
-        DailyAnnotationStats.objects.filter(day__in=plan.days)
+        DailyAnnotationStats.objects.filter(plan.rolled)
         .values("day", "annotator__username")
         .annotate(n=Sum("n"))
     )
@@ -384,7 +400,7 @@ def reviewer_totals(*, since: datetime) -> list[dict]:
         .annotate(n=Count("*"))
     )
     rolled = (
-        DailyAnnotationStats.objects.filter(day__in=plan.days)
+        DailyAnnotationStats.objects.filter(plan.rolled)
         .values("annotator__username", "status", "transparent", "second_reviewed")
         .annotate(n=Sum("n"))
     )
@@ -422,7 +438,7 @@ def capture_quality(*, threshold: float) -> dict:
         .annotate(n=Count("*"))
     )
     rolled_verdicts = (
-        DailyAnnotationStats.objects.filter(day__in=plan.days, status=Annotation.Status.APPROVED)
+        DailyAnnotationStats.objects.filter(plan.rolled, status=Annotation.Status.APPROVED)
         .annotate(kind=Value("verdict"), reason=F("item_reason"), w=F("wrong"))
         .values("kind", "reason", "w")
         .annotate(n=Sum("n"))
@@ -436,9 +452,7 @@ def capture_quality(*, threshold: float) -> dict:
         .values("kind", "reason", "low")
         .annotate(n=Count("*"))
     )
-    stats = DailyOutputStats.objects.filter(day__in=plan.days).annotate(
-        kind=Value("outputs"), reason=Value("")
-    )
+    stats = DailyOutputStats.objects.filter(plan.rolled).annotate(kind=Value("outputs"), reason=Value(""))
     rolled_low = stats.annotate(low=Value(True)).values("kind", "reason", "low").annotate(n=Sum("n_low"))
     rolled_rest = (
         stats.annotate(low=Value(False)).values("kind", "reason", "low").annotate(n=Sum(F("n") - F("n_low")))
@@ -543,7 +557,7 @@ def _outputs_since(*, since: datetime) -> dict:
         .annotate(n=Count("*"), score=Sum("cognition_score"))
     )
     rolled = (
-        DailyOutputStats.objects.filter(day__in=plan.days)
+        DailyOutputStats.objects.filter(plan.rolled)
         .annotate(k=Value(1))
         .values("k")
         .annotate(n=Sum("n"), score=Sum("score"))
