@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from operator import itemgetter
 
 from django.db import connection
 from django.db.models import (
@@ -189,23 +190,13 @@ def _plan(*, since: datetime | None, low_below: float | None = None, reviews: bo
 
 
 def _dated(rows, *fields: str) -> list[dict]:
-    """Rows from a roll-up and a raw half (``day`` a date in both), summed per ``day`` and
-    ``fields`` with ``day`` as the aware local midnight that TruncDay gives, oldest first."""
-    summed: dict[tuple, dict] = {}
-    for r in rows:
-        key = (r["day"], *(r[f] for f in fields))
-        if key in summed:
-            for k, v in r.items():
-                if k != "day" and k not in fields:
-                    summed[key][k] += v or 0
-        else:
-            summed[key] = dict(r)
+    """Rows from a roll-up and a raw half, ordered by ``day`` and ``fields``, with ``day`` (a date
+    in both halves) as the aware local midnight that TruncDay gives. The halves cover different
+    days, so no key is in both."""
+    out = sorted(rows, key=itemgetter("day", *fields))
     starts = _day_starts()
-    out = []
-    for key in sorted(summed, key=lambda k: tuple((v is None, v) for v in k)):
-        r = summed[key]
+    for r in out:
         r["day"] = starts[r["day"]]
-        out.append(r)
     return out
 
 
