@@ -126,6 +126,10 @@ class _Plan:
     days: list[date]  # whole closed days read from the roll-ups
     rolled: Q  # the roll-ups' ``day`` filter for them, one range per run of consecutive days
     raw: Q  # created_at filter for everything else in the window
+    # The same as separate ranges: a query per range, put together with UNION ALL, lets the
+    # covering index answer each alone where an OR of ranges makes a bitmap scan that visits
+    # the table (all time reads and windows starting mid-day have two ranges).
+    gaps: list[Q]
 
 
 def _plan(*, since: datetime | None, low_below: float | None = None, reviews: bool = False) -> _Plan:
@@ -179,14 +183,16 @@ def _plan(*, since: datetime | None, low_below: float | None = None, reviews: bo
         i = j + 1
     gaps.append((lower, None))
     raw: Q | None = None
+    ranges = []
     for lo, hi in gaps:
         bounds = Q()  # all time when both ends are open
         if lo is not None:
             bounds &= Q(created_at__gte=lo)
         if hi is not None:
             bounds &= Q(created_at__lt=hi)
+        ranges.append(bounds)
         raw = bounds if raw is None else raw | bounds
-    return _Plan(days=ordered, rolled=rolled_days, raw=raw or Q())
+    return _Plan(days=ordered, rolled=rolled_days, raw=raw or Q(), gaps=ranges)
 
 
 def _dated(rows, *fields: str) -> list[dict]:
@@ -437,19 +443,20 @@ def capture_quality(*, threshold: float) -> dict:
     # Outputs below the threshold and the rest, under the verdicts' column names (``wrong``
     # holds "below the threshold").
     below = ExpressionWrapper(Q(cognition_score__lt=threshold), output_field=BooleanField())
-    outputs = (
-        Output.objects.filter(plan.raw)
+    outputs = [
+        Output.objects.filter(gap)
         .annotate(kind=Value("outputs"), reason=Value(""), low=below)
         .values("kind", "reason", "low")
         .annotate(n=Count("*"))
-    )
+        for gap in plan.gaps
+    ]
     stats = DailyOutputStats.objects.filter(plan.rolled).annotate(kind=Value("outputs"), reason=Value(""))
     rolled_low = stats.annotate(low=Value(True)).values("kind", "reason", "low").annotate(n=Sum("n_low"))
     rolled_rest = (
         stats.annotate(low=Value(False)).values("kind", "reason", "low").annotate(n=Sum(F("n") - F("n_low")))
     )
     counts = {"low_n": 0, "low_wrong": 0, "audit_n": 0, "audit_wrong": 0, "captured": 0, "let_through": 0}
-    for r in verdicts.union(rolled_verdicts, outputs, rolled_low, rolled_rest, all=True):
+    for r in verdicts.union(rolled_verdicts, *outputs, rolled_low, rolled_rest, all=True):
         n = r["n"] or 0
         if r["kind"] == "outputs":
             counts["captured" if r["wrong"] else "let_through"] += n
@@ -541,12 +548,13 @@ def gate_decisions(*, version_ids: list[int]) -> dict[int, TrainingRun]:
 def _outputs_since(*, since: datetime) -> dict:
     """Outputs from ``since`` on and their mean score, whole days from the roll-ups."""
     plan = _plan(since=since)
-    raw = (
-        Output.objects.filter(plan.raw)
+    raw = [
+        Output.objects.filter(gap)
         .annotate(k=Value(1))
         .values("k")
         .annotate(n=Count("*"), score=Sum("cognition_score"))
-    )
+        for gap in plan.gaps
+    ]
     rolled = (
         DailyOutputStats.objects.filter(plan.rolled)
         .annotate(k=Value(1))
@@ -554,7 +562,7 @@ def _outputs_since(*, since: datetime) -> dict:
         .annotate(n=Sum("n"), score=Sum("score"))
     )
     n, score = 0, 0.0
-    for r in raw.union(rolled, all=True):
+    for r in raw[0].union(*raw[1:], rolled, all=True):
         n += r["n"] or 0
         score += r["score"] or 0.0
     return {"n": n, "score": score / n if n else None}
