@@ -284,24 +284,36 @@ def capture_quality(*, threshold: float | None = None) -> dict:
         audit_n=Count("pk", filter=is_audit),
         audit_wrong=Count("pk", filter=is_audit & wrong),
     )
-    low = {"n": counts["low_n"], "wrong": counts["low_wrong"]}
-    audit = {"n": counts["audit_n"], "wrong": counts["audit_wrong"]}
     outputs = Output.objects.aggregate(
         captured=Count("pk", filter=Q(cognition_score__lt=threshold)),
         let_through=Count("pk", filter=Q(cognition_score__gte=threshold)),
     )
-    precision = low["wrong"] / low["n"] if low["n"] else None
-    miss_rate = audit["wrong"] / audit["n"] if audit["n"] else None
+    return capture_quality_from_counts(threshold=threshold, **counts, **outputs)
+
+
+def capture_quality_from_counts(
+    *,
+    threshold: float,
+    low_n: int,
+    low_wrong: int,
+    audit_n: int,
+    audit_wrong: int,
+    captured: int,
+    let_through: int,
+) -> dict:
+    """capture_quality's arithmetic on counts made elsewhere (the dashboards' daily roll-ups)."""
+    precision = low_wrong / low_n if low_n else None
+    miss_rate = audit_wrong / audit_n if audit_n else None
     recall = None
     if precision is not None and miss_rate is not None:
-        found = precision * outputs["captured"]
-        missed = miss_rate * outputs["let_through"]
+        found = precision * captured
+        missed = miss_rate * let_through
         recall = found / (found + missed) if found + missed else None
     return {
         "precision": precision,
         "recall": recall,
-        "judged": low["n"],
-        "audited": audit["n"],
+        "judged": low_n,
+        "audited": audit_n,
         "miss_rate": miss_rate,
         "threshold": threshold,
     }

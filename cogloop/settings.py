@@ -291,6 +291,10 @@ COGLOOP = {
     "CAPTURE_AUDIT_SHARE": env.float("CAPTURE_AUDIT_SHARE", default=0.02),
     "GATE_MIN_GAIN": env.float("GATE_MIN_GAIN", default=0.02),
     "DATASET_MAX_GROWTH": env.float("DATASET_MAX_GROWTH", default=0.10),
+    # Dashboards' daily roll-ups (ops.services.rollups_refresh): closed days recomputed on every
+    # run, and the most days one run recomputes (the first run's backfill goes on in later runs).
+    "ROLLUP_REFRESH_DAYS": env.int("ROLLUP_REFRESH_DAYS", default=2),
+    "ROLLUP_MAX_DAYS_PER_RUN": env.int("ROLLUP_MAX_DAYS_PER_RUN", default=60),
     # Prompts whose answers the head learns to judge after each training run (retrain.trainer.verifier).
     "VERIFIER_PROMPTS": env.int("VERIFIER_PROMPTS", default=200),
     # Share of approved corrections held out into their app's golden eval set (never trained on).
@@ -358,6 +362,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(0, 4, day_of_month=1, month_of_year="1,4,7,10"),
     },
     "training-reconcile": {"task": "retrain.training_run_reconcile", "schedule": 300.0},
+    # The dashboards' daily roll-ups: changed, recent and missing closed days (ops.services).
+    "dashboard-rollups": {
+        "task": "ops.rollups_refresh",
+        "schedule": env.float("ROLLUP_REFRESH_EVERY", default=600.0),
+    },
     # Feedback whose capture task never ran (a message lost with a Redis restart, retries spent)
     # is captured here; a capture counts as done only when Feedback.captured_at is set.
     "feedback-capture-reconcile": {

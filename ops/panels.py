@@ -267,7 +267,7 @@ def capture(*, since: datetime, now: datetime, until: datetime | None = None) ->
     for r in captured:
         by_reason[r["reason"]][r["day"]] = by_reason[r["reason"]].get(r["day"], 0) + r["n"]
     return {
-        "quality": annotation_selectors.capture_quality(threshold=threshold),
+        "quality": selectors.capture_quality(threshold=threshold),
         "outputs": n_out,
         "outputs_url": outputs_url(start=first, end=last),
         "captured": n_cap,

@@ -1,15 +1,20 @@
-"""Dashboard page times with a million outputs on PostgreSQL.
+"""Dashboard page times at a million outputs or more on PostgreSQL, with the daily roll-ups
+and without them, side by side in one run.
 
-    python tests/bench/bench_dashboards.py [--outputs 1000000] [--requests 5]
+    python tests/bench/bench_dashboards.py [--outputs 1000000] [--days 365] [--requests 5]
+                                           [--without-index] [--keep]
 
 Recreates its own database (cogloop_bench_dash) and fills it inside PostgreSQL with
 INSERT ... SELECT over generate_series (the fastest bulk insert there is: no row leaves the
-server): outputs over 120 days served by three model versions, the review items the capture
-policy would have made, their annotations by ten reviewers, four monthly dataset versions,
-training runs with loss curves and evaluations. Then it times every dashboard page through
-Django's test client (median of ``--requests`` after one warm-up), counts its queries, and
-repeats the output-heavy pages without the covering index. Prints markdown tables; the
-database is dropped at the end unless --keep.
+server): outputs over ``--days`` days served by three model versions, the review items the
+capture policy would have made, their annotations by ten reviewers, four monthly dataset
+versions, training runs with loss curves and evaluations. Then it fills the daily roll-ups
+with the refresh the beat runs (ops.services.rollups_refresh, every closed day), times every
+dashboard page through Django's test client (median of ``--requests`` after one warm-up) and
+counts its queries, then the same pages again with the roll-ups hidden (their RollupDay rows
+set aside: every page reads the raw tables, as before the roll-ups), and, with
+``--without-index``, the output-heavy raw pages without the covering index. Prints markdown
+tables and the load average; the database is dropped at the end unless --keep.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DB = "cogloop_bench_dash"
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-DAYS = 120
+DAYS = 365  # --days
 REVIEWERS = 10
 
 
@@ -386,45 +391,113 @@ def time_pages(pages, requests: int) -> list[dict]:
     return results
 
 
+def fill_rollups() -> dict:
+    """The beat's refresh over every closed day (the first run's backfill), and one day's
+    recompute alone (what the refresh costs each night)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from ops import services
+    from ops.models import DailyOutputStats
+
+    t0 = time.perf_counter()
+    done = services.rollups_refresh(max_days=10**6)
+    backfill_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    services.rollup_day_recompute(day=timezone.localdate() - timezone.timedelta(days=1))
+    one_day_s = time.perf_counter() - t0
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return {
+        "days": done["recomputed"],
+        "backfill_s": backfill_s,
+        "one_day_s": one_day_s,
+        "output_rows": DailyOutputStats.objects.count(),
+    }
+
+
+def without_rollups(pages, requests: int) -> list[dict]:
+    """The pages with every roll-up day set aside: all raw reads, the dashboards before roll-ups."""
+    from ops.models import RollupDay
+
+    kept = list(RollupDay.objects.all())
+    RollupDay.objects.all().delete()
+    try:
+        return time_pages(pages, requests)
+    finally:
+        RollupDay.objects.bulk_create(kept)
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
 def main() -> None:
+    global DAYS
     parser = argparse.ArgumentParser()
     parser.add_argument("--outputs", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=DAYS, help="days the outputs are spread over")
     parser.add_argument("--requests", type=int, default=5)
+    parser.add_argument(
+        "--without-index", action="store_true", help="also time raw pages without the covering index"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
+    DAYS = args.days
 
+    print(f"start: {load()}", flush=True)
     recreate_database()
     setup_django()
     from django.db import connection
 
     stats = fill(args.outputs)
     print(
-        f"\nfilled in {stats['seconds']:.0f} s: {stats['outputs']:,} outputs, {stats['review_items']:,} review items, "
-        f"{stats['annotations']:,} annotations, {stats['samples']:,} training samples; counting the four "
-        f"dataset versions' composition in SQL took {stats['composition_s']:.1f} s\n"
+        f"\nfilled in {stats['seconds']:.0f} s: {stats['outputs']:,} outputs over {DAYS} days, "
+        f"{stats['review_items']:,} review items, {stats['annotations']:,} annotations, "
+        f"{stats['samples']:,} training samples; counting the four dataset versions' composition in "
+        f"SQL took {stats['composition_s']:.1f} s",
+        flush=True,
     )
-    with_index = time_pages(PAGES, args.requests)
-    print("| page | median ms | max ms | queries |\n|---|---|---|---|")
-    for r in with_index:
-        print(f"| {r['page']} | {r['median_ms']:.0f} | {r['max_ms']:.0f} | {r['queries']} |")
+    rollups = fill_rollups()
+    print(
+        f"roll-ups: {rollups['days']} days in {rollups['backfill_s']:.1f} s "
+        f"({rollups['output_rows']:,} output roll-up rows); one day's recompute {rollups['one_day_s'] * 1000:.0f} ms; "
+        f"{load()}\n",
+        flush=True,
+    )
+    with_rollups = time_pages(PAGES, args.requests)
+    print(f"with roll-ups done: {load()}", flush=True)
+    windowed = [p for p in PAGES if p[1] is not None or p[0] == "overview"]
+    raw = {r["page"]: r for r in without_rollups(windowed, args.requests)}
+    print(f"raw done: {load()}\n", flush=True)
+    print(
+        "| page | roll-ups median ms | max ms | queries | raw median ms | raw max ms | raw queries |\n"
+        "|---|---|---|---|---|---|---|"
+    )
+    for r in with_rollups:
+        b = raw.get(r["page"])
+        before = f"{b['median_ms']:.0f} | {b['max_ms']:.0f} | {b['queries']}" if b else "- | - | -"
+        print(f"| {r['page']} | {r['median_ms']:.0f} | {r['max_ms']:.0f} | {r['queries']} | {before} |")
 
-    heavy = [p for p in PAGES if p[0] in ("overview", "cognition", "capture")]
-    with connection.cursor() as cursor:
-        cursor.execute("DROP INDEX output_created_scores")
-        cursor.execute("ANALYZE")
-    without = time_pages(heavy, args.requests)
-    with connection.cursor() as cursor:
-        t0 = time.perf_counter()
-        cursor.execute(
-            "CREATE INDEX output_created_scores ON inference_output (created_at) INCLUDE "
-            "(model_version_id, cognition_score, consistency, adaptability, head_confidence)"
-        )
-        build_s = time.perf_counter() - t0
-    before = {r["page"]: r for r in with_index}
-    print("\n| page | with the covering index, ms | without, ms |\n|---|---|---|")
-    for r in without:
-        print(f"| {r['page']} | {before[r['page']]['median_ms']:.0f} | {r['median_ms']:.0f} |")
-    print(f"\nbuilding output_created_scores over {stats['outputs']:,} outputs: {build_s:.1f} s")
+    if args.without_index:
+        heavy = [p for p in PAGES if p[0] in ("overview", "cognition", "capture")]
+        with connection.cursor() as cursor:
+            cursor.execute("DROP INDEX output_created_scores")
+            cursor.execute("ANALYZE")
+        without = without_rollups(heavy, args.requests)
+        with connection.cursor() as cursor:
+            t0 = time.perf_counter()
+            cursor.execute(
+                "CREATE INDEX output_created_scores ON inference_output (created_at) INCLUDE "
+                "(model_version_id, cognition_score, consistency, adaptability, head_confidence)"
+            )
+            build_s = time.perf_counter() - t0
+        print("\n| page (raw) | with the covering index, ms | without, ms |\n|---|---|---|")
+        for r in without:
+            print(f"| {r['page']} | {raw[r['page']]['median_ms']:.0f} | {r['median_ms']:.0f} |")
+        print(f"\nbuilding output_created_scores over {stats['outputs']:,} outputs: {build_s:.1f} s")
+    print(f"\nend: {load()}")
     if not args.keep:
         drop_database()
 
