@@ -81,6 +81,20 @@ def score_bin():
     return Least(Floor(F("cognition_score") * SCORE_BINS), Value(SCORE_BINS - 1.0), output_field=FloatField())
 
 
+def output_sums(low_below: float) -> dict:
+    """What a roll-up row holds of its outputs, as aggregates over raw Output rows: the same
+    expressions for the raw reads and for the recompute that fills the roll-ups."""
+    return {
+        "n": Count("*"),
+        "score": Sum("cognition_score"),
+        "consistency": Sum("consistency"),
+        "adaptability": Sum("adaptability"),
+        "confidence": Sum("head_confidence"),
+        "n_confidence": Count("head_confidence"),
+        "n_low": Count("cognition_score", filter=Q(cognition_score__lt=low_below)),
+    }
+
+
 def day_start(day: date, tz=None) -> datetime:
     """Local midnight opening ``day``: the value TruncDay gives the rows of that day."""
     return timezone.make_aware(datetime.combine(day, time.min), tz or timezone.get_current_timezone())
@@ -215,15 +229,7 @@ def _cognition_rows(*, since: datetime, low_below: float) -> tuple[list[dict], l
         Output.objects.filter(plan.raw)
         .annotate(day=TruncDate("created_at"), bin=score_bin())
         .values("day", "model_version_id", "bin")
-        .annotate(
-            n=Count("*"),
-            score=Sum("cognition_score"),
-            consistency=Sum("consistency"),
-            adaptability=Sum("adaptability"),
-            confidence=Sum("head_confidence"),
-            n_confidence=Count("head_confidence"),
-            n_low=Count("cognition_score", filter=Q(cognition_score__lt=low_below)),
-        )
+        .annotate(**output_sums(low_below))
     )
     if not plan.days:
         rows = list(raw)

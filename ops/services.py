@@ -24,14 +24,14 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import BooleanField, Count, ExpressionWrapper, F, Min, Q, Sum
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, Min, Q
 from django.utils import timezone
 
 from annotation.models import Annotation
 from feedback.models import ReviewItem
 from inference.models import Output
 from ops.models import DailyAnnotationStats, DailyOutputStats, DailyReviewStats, RollupDay, RollupState
-from ops.selectors import audited_days, capture_threshold, day_start, score_bin
+from ops.selectors import audited_days, capture_threshold, day_start, output_sums, score_bin
 
 # Audit events are stamped when written and committed a moment later: the next run looks this
 # far behind the cursor again, so an event committed late is not missed.
@@ -56,15 +56,7 @@ def rollup_day_recompute(*, day: date, low_below: float | None = None) -> Rollup
         Output.objects.filter(in_day)
         .annotate(bin=score_bin())
         .values("app_id", "model_version_id", "bin")
-        .annotate(
-            n=Count("*"),
-            score=Sum("cognition_score"),
-            consistency=Sum("consistency"),
-            adaptability=Sum("adaptability"),
-            confidence=Sum("head_confidence"),
-            n_confidence=Count("head_confidence"),
-            n_low=Count("cognition_score", filter=Q(cognition_score__lt=low_below)),
-        )
+        .annotate(**output_sums(low_below))
     )
     DailyOutputStats.objects.bulk_create(
         DailyOutputStats(
